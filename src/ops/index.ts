@@ -1,0 +1,10 @@
+// The functional op API: every op a model is written with. Importing this module registers the
+// whole op table (shape and gradient rules).
+
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './shape_ops.js';
+export * from './matmul.js';
+export * from './nn.js';
+export { allOps, emit, emit1, getOp } from './registry.js';
+export type { GradContext, GradRule, OpDef } from './registry.js';

@@ -1,0 +1,105 @@
+// Neural-network ops: Softmax, LogSoftmax and LayerNormalization as ONNX ops with gradient rules
+// composed from standard ops (onnxruntime-node ships no *Grad kernels), and the compositions
+// GELU, QuickGELU, L2-normalize and cross-entropy, whose gradients fall out of their parts.
+
+import { normAxis } from '../onnx/dims.js';
+import type { Dim } from '../onnx/dims.js';
+import { add, div, erf, exp, mul, neg, sigmoid, sqrt, sub } from './elementwise.js';
+import { reduceMean, reduceSum } from './reduce.js';
+import type { InferContext } from './registry.js';
+import { Value, attrInt, defineOp, emit, emit1 } from './registry.js';
+import { gatherElements, squeeze, unsqueeze } from './shape_ops.js';
+
+function sameAsInput(c: InferContext) {
+  const x = c.x(0);
+  return [{ dtype: x.dtype, shape: x.shape }];
+}
+
+// Softmax: dX = Y ⊙ (dY − Σ_axis dY ⊙ Y)
+defineOp({
+  op: 'Softmax',
+  infer: sameAsInput,
+  grad: (c) => {
+    const y = c.y(0);
+    const axis = normAxis(attrInt(c.node.attrs, 'axis', -1), y.rank);
+    const dy = c.dy(0)!;
+    return [mul(y, sub(dy, reduceSum(mul(dy, y), [axis], true)))];
+  },
+});
+export const softmax = (x: Value, axis = -1): Value => emit1('Softmax', [x], { axis: { i: axis } });
+
+// LogSoftmax: dX = dY − exp(Y) ⊙ Σ_axis dY
+defineOp({
+  op: 'LogSoftmax',
+  infer: sameAsInput,
+  grad: (c) => {
+    const y = c.y(0);
+    const axis = normAxis(attrInt(c.node.attrs, 'axis', -1), y.rank);
+    const dy = c.dy(0)!;
+    return [sub(dy, mul(exp(y), reduceSum(dy, [axis], true)))];
+  },
+});
+export const logSoftmax = (x: Value, axis = -1): Value => emit1('LogSoftmax', [x], { axis: { i: axis } });
+
+// LayerNormalization over axes [axis, rank). Outputs Y, Mean, InvStdDev (biased variance).
+// With x̂ = (X − μ)·rstd and g = dY ⊙ γ:
+//   dX = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂)),  dγ = Σ dY ⊙ x̂,  dβ = Σ dY
+// (the sums over the leading axes are the autodiff walk's unbroadcast).
+defineOp({
+  op: 'LayerNormalization',
+  infer: (c) => {
+    const x = c.x(0);
+    const axis = normAxis(attrInt(c.attrs, 'axis', -1), x.rank);
+    const stat: Dim[] = x.shape.map((d, i) => (i < axis ? d : 1));
+    const scale = c.x(1);
+    if (scale.rank !== x.rank - axis) c.fail(`scale rank ${scale.rank} must be ${x.rank - axis}`);
+    return [
+      { dtype: x.dtype, shape: x.shape },
+      { dtype: x.dtype, shape: stat },
+      { dtype: x.dtype, shape: stat },
+    ];
+  },
+  grad: (c) => {
+    const x = c.x(0);
+    const gamma = c.x(1);
+    const axis = normAxis(attrInt(c.node.attrs, 'axis', -1), x.rank);
+    const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
+    const dy = c.dy(0)!;
+    const xhat = mul(sub(x, c.y(1)), c.y(2));
+    let dx: Value | null = null;
+    if (c.needs(0)) {
+      const g = mul(dy, gamma);
+      const inner = sub(sub(g, reduceMean(g, axes, true)), mul(xhat, reduceMean(mul(g, xhat), axes, true)));
+      dx = mul(c.y(2), inner);
+    }
+    return [dx, c.needs(1) ? mul(dy, xhat) : null, c.needs(2) ? dy : null];
+  },
+});
+/** LayerNorm over the last axis (PyTorch's nn.LayerNorm), eps 1e-5 by default. */
+export function layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5, axis = -1): Value {
+  return emit('LayerNormalization', [x, gamma, beta], { axis: { i: axis }, epsilon: { f: eps } })[0]!;
+}
+
+/** GELU with erf: ½·x·(1 + erf(x/√2)). */
+export function gelu(x: Value): Value {
+  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+}
+
+/** QuickGELU (OpenAI CLIP): x·σ(1.702·x). */
+export function quickGelu(x: Value): Value {
+  return mul(x, sigmoid(mul(x, 1.702)));
+}
+
+/** x / ‖x‖₂ along axis (no epsilon unless given, as OpenAI CLIP). */
+export function l2Normalize(x: Value, axis = -1, eps = 0): Value {
+  const ss = reduceSum(mul(x, x), [axis], true);
+  return div(x, sqrt(eps ? add(ss, eps) : ss));
+}
+
+/** Mean cross-entropy of logits [N, C] against integer labels [N]: −mean log softmax(logits)[label]. */
+export function crossEntropy(logits: Value, labels: Value): Value {
+  const logp = logSoftmax(logits, 1);
+  const picked = gatherElements(logp, unsqueeze(labels, [1]), 1);
+  return neg(reduceMean(squeeze(picked, [1])));
+}
+
