@@ -18,6 +18,19 @@ export function shapeValues(v: Value | null): Dim[] | undefined {
   if (c) return c;
   const p = v.producer;
   if (p && p.op === 'Shape') return [...p.inputs[0]!.shape];
+  // Gather(Shape(v), const indices) and Slice(Shape(v), const …): pick the dims.
+  if (p && (p.op === 'Gather' || p.op === 'Slice')) {
+    const src = shapeValues(p.inputs[0] ?? null);
+    if (!src) return undefined;
+    if (p.op === 'Gather') {
+      const idx = constInts(p.inputs[1] ?? null);
+      return idx?.map((i) => src[i < 0 ? i + src.length : i]!);
+    }
+    const [st, en] = [constInts(p.inputs[1] ?? null), constInts(p.inputs[2] ?? null)];
+    if (!st || !en || p.inputs[4]) return undefined;
+    const norm = (i: number) => Math.min(Math.max(i < 0 ? i + src.length : i, 0), src.length);
+    return src.slice(norm(st[0]!), norm(en[0]!));
+  }
   if (p && p.op === 'Concat') {
     const parts = p.inputs.map((x) => shapeValues(x));
     if (parts.every((x) => x)) return parts.flat() as Dim[];
