@@ -62,3 +62,71 @@ export class ConfigError extends ClipfitError {
     super(`${file ? `${file}: ` : ''}${field}: ${detail}`);
   }
 }
+
+/** A parameter (or optimizer-state) key that is missing, unknown or has the wrong shape. Names the key. */
+export class ParamError extends ClipfitError {
+  constructor(readonly key: string, detail: string, readonly file?: string) {
+    super(`${file ? `${file}: ` : ''}parameter '${key}': ${detail}`);
+  }
+}
+
+/** Why an image could not be used; `file` is the path (or the name given for in-memory bytes). */
+export type ImageErrorKind = 'missing' | 'unreadable' | 'empty' | 'corrupt' | 'unsupported' | 'too-large';
+
+/** An image that cannot be read, decoded or accepted: missing, empty, corrupt or truncated, an
+ * unsupported format, or more pixels than the limit. Names the file. */
+export class ImageError extends ClipfitError {
+  constructor(readonly file: string, readonly kind: ImageErrorKind, detail: string, options?: { cause?: unknown }) {
+    super(`image '${file}' (${kind}): ${detail}`, options);
+  }
+}
+
+/** A model config or checkpoint of an architecture clipfit does not build (a ResNet or timm image
+ * tower, a Hugging Face text tower, SigLIP, …). Names the source and what gave it away. */
+export class ArchitectureError extends ClipfitError {
+  constructor(readonly source: string, detail: string) {
+    super(`${source}: unsupported architecture: ${detail}`);
+  }
+}
+
+/** A model name or `name::tag` that the registry does not know, or a path that is no model folder. */
+export class UnknownModelError extends ClipfitError {
+  constructor(readonly model: string, detail: string) {
+    super(`model '${model}': ${detail}`);
+  }
+}
+
+/** A download that failed (HTTP status, broken connection, bad redirect). Names the URL. */
+export class DownloadError extends ClipfitError {
+  constructor(readonly url: string, detail: string, options?: { cause?: unknown }) {
+    super(`download ${url}: ${detail}`, options);
+  }
+}
+
+/** Downloaded bytes whose sha256 is not the expected digest; nothing is left in the cache. */
+export class ChecksumError extends DownloadError {
+  constructor(url: string, readonly file: string, readonly expected: string, readonly actual: string) {
+    super(url, `sha256 mismatch for '${file}': expected ${expected}, got ${actual}`);
+  }
+}
+
+/** Offline mode, and the model is not in the cache. Names the model and the folder looked in. */
+export class OfflineError extends ClipfitError {
+  constructor(readonly model: string, readonly folder: string, detail: string) {
+    super(`model '${model}' is not available offline (${folder}): ${detail}`);
+  }
+}
+
+/** A tokenizer file (BPE merges, vocab.json, merges.txt, tokenizer.json) that is missing or malformed. */
+export class TokenizerFileError extends ClipfitError {
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`tokenizer file '${file}': ${detail}`, options);
+  }
+}
+
+/** A caption that cannot be tokenized: not a string, or too long with truncation off. Names its index. */
+export class CaptionError extends ClipfitError {
+  constructor(readonly index: number, detail: string) {
+    super(`texts[${index}]: ${detail}`);
+  }
+}
