@@ -1,0 +1,174 @@
+// A loaded CLIP model: config, parameters (one flat store, OpenAI names), tokenizer, and the two
+// towers as onnxruntime sessions that read the parameters as inputs — so fine-tuned weights are
+// used as soon as they are in the store, without rebuilding a session.
+
+import { TokenizerFileError } from '../../errors.js';
+import { ParamStore } from '../../runtime/params.js';
+import { Session } from '../../runtime/session.js';
+import type { Device, Tensor } from '../../runtime/session.js';
+import type { ClipConfig } from './config.js';
+import { paramShapes } from './config.js';
+import { loadModelFolder, saveModelFolder } from './checkpoint.js';
+import type { Layout, TokenizerFiles, Weights } from './checkpoint.js';
+import { writeTowerOnnx } from './export.js';
+import type { TowerName } from './export.js';
+import { buildImageEncoder, buildTextEncoder } from './graphs.js';
+import { resolveModel } from './hub.js';
+import type { ResolveOptions } from './hub.js';
+import { preprocessBatch } from './preprocess.js';
+import { ClipTokenizer } from './tokenizer.js';
+
+export interface LoadOptions extends ResolveOptions {
+  /** Tokenizer folder or file when the model folder carries none (an open_clip folder). */
+  tokenizer?: string | ClipTokenizer;
+  device?: Device;
+  threads?: number;
+}
+
+export interface EncodeOptions {
+  batchSize?: number;
+  /** L2-normalise each embedding (default true). */
+  normalize?: boolean;
+  /** Images decoded in parallel (default 4). */
+  concurrency?: number;
+}
+
+/** An (n, dim) row-major float32 matrix. */
+export interface Embeddings {
+  data: Float32Array;
+  shape: [number, number];
+}
+
+async function loadTokenizer(files: TokenizerFiles, dir: string, given?: string | ClipTokenizer): Promise<ClipTokenizer> {
+  if (given instanceof ClipTokenizer) return given;
+  if (given) return given.endsWith('.gz') || given.endsWith('.txt') ? ClipTokenizer.fromBpeGz(given) : ClipTokenizer.fromFolder(given);
+  if (files?.kind === 'bpe-gz') return ClipTokenizer.fromBpeGz(files.file);
+  if (files?.kind === 'vocab-merges') return ClipTokenizer.fromVocabMerges(files.vocab, files.merges);
+  throw new TokenizerFileError(
+    dir,
+    'the model folder has no tokenizer files (vocab.json + merges.txt, tokenizer.json or bpe_simple_vocab_16e6.txt.gz); add them or pass the tokenizer option',
+  );
+}
+
+function l2NormalizeRows(m: Float32Array, dim: number): void {
+  for (let r = 0; r < m.length / dim; r++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += m[r * dim + j]! ** 2;
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < dim; j++) m[r * dim + j]! *= inv;
+  }
+}
+
+export class ClipModel {
+  private sessions = new Map<TowerName, Promise<Session>>();
+
+  constructor(
+    readonly config: ClipConfig,
+    readonly params: ParamStore,
+    readonly tokenizer: ClipTokenizer,
+    readonly tokenizerFiles: TokenizerFiles,
+    readonly source: string,
+    readonly layout: Layout,
+    private readonly runtime: { device?: Device; threads?: number } = {},
+  ) {}
+
+  /** Load `name::tag` (downloaded and cached) or a model folder of either layout. */
+  static async load(spec: string, opts: LoadOptions = {}): Promise<ClipModel> {
+    const dir = await resolveModel(spec, opts);
+    const folder = await loadModelFolder(dir);
+    const tokenizer = await loadTokenizer(folder.tokenizer, dir, opts.tokenizer);
+    const params = ParamStore.fromShapes(paramShapes(folder.config.model_cfg));
+    for (const [name, t] of folder.weights) params.set(name, t.data, t.shape);
+    const files: TokenizerFiles = folder.tokenizer ?? (typeof opts.tokenizer === 'string' && /\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : null);
+    return new ClipModel(folder.config, params, tokenizer, files, dir, folder.layout, { device: opts.device, threads: opts.threads });
+  }
+
+  get embedDim(): number {
+    return this.config.model_cfg.embed_dim;
+  }
+
+  /** The parameters as OpenAI-named dense tensors (views into the store). */
+  weights(): Weights {
+    const w: Weights = new Map();
+    for (const e of this.params.entries) w.set(e.name, { shape: [...e.shape], data: this.params.view(e.name) });
+    return w;
+  }
+
+  private session(tower: TowerName): Promise<Session> {
+    let s = this.sessions.get(tower);
+    if (!s) {
+      const enc = tower === 'clip-vision' ? buildImageEncoder(this.config.model_cfg) : buildTextEncoder(this.config.model_cfg);
+      s = Session.fromGraph(enc.graph, this.runtime);
+      this.sessions.set(tower, s);
+    }
+    return s;
+  }
+
+  private paramFeeds(s: Session): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
+    for (const n of s.inputNames) if (this.params.has(n)) feeds[n] = this.params.tensor(n);
+    return feeds;
+  }
+
+  /** Token ids of one batch, cut to its longest caption (the causal mask makes that exact). */
+  tokenize(texts: readonly string[]): Tensor {
+    const { ids, shape, eotIndex } = this.tokenizer.tokenize(texts, { contextLength: this.config.model_cfg.text_cfg.context_length });
+    const ctx = shape[1];
+    const len = Math.max(...eotIndex) + 1;
+    const out = new BigInt64Array(texts.length * len);
+    for (let i = 0; i < texts.length; i++) for (let j = 0; j < len; j++) out[i * len + j] = BigInt(ids[i * ctx + j]!);
+    return { dtype: 'int64', shape: [texts.length, len], data: out };
+  }
+
+  async encodeTexts(texts: readonly string[], opts: EncodeOptions = {}): Promise<Embeddings> {
+    const bs = opts.batchSize ?? 32;
+    const dim = this.embedDim;
+    const out = new Float32Array(texts.length * dim);
+    const s = await this.session('clip-text');
+    for (let i = 0; i < texts.length; i += bs) {
+      const batch = texts.slice(i, i + bs);
+      const res = await s.run({ ...this.paramFeeds(s), input_ids: this.tokenize(batch) });
+      out.set(res['text_embeds']!.data as Float32Array, i * dim);
+    }
+    if (opts.normalize ?? true) l2NormalizeRows(out, dim);
+    return { data: out, shape: [texts.length, dim] };
+  }
+
+  /** Pixel tensors [n, 3, s, s] for images given as paths or bytes. */
+  preprocess(images: readonly (string | Uint8Array)[], concurrency = 4): Promise<Float32Array> {
+    const p = this.config.preprocess_cfg;
+    return preprocessBatch([...images], { size: p.image_size, mean: p.mean, std: p.std }, concurrency);
+  }
+
+  async encodeImages(images: readonly (string | Uint8Array)[], opts: EncodeOptions = {}): Promise<Embeddings> {
+    const bs = opts.batchSize ?? 32;
+    const dim = this.embedDim;
+    const size = this.config.preprocess_cfg.image_size;
+    const out = new Float32Array(images.length * dim);
+    const s = await this.session('clip-vision');
+    for (let i = 0; i < images.length; i += bs) {
+      const batch = images.slice(i, i + bs);
+      const pixels = await this.preprocess(batch, opts.concurrency ?? 4);
+      const res = await s.run({ ...this.paramFeeds(s), pixel_values: { dtype: 'float32', shape: [batch.length, 3, size, size], data: pixels } });
+      out.set(res['image_embeds']!.data as Float32Array, i * dim);
+    }
+    if (opts.normalize ?? true) l2NormalizeRows(out, dim);
+    return { data: out, shape: [images.length, dim] };
+  }
+
+  /** Save as a model folder (either layout), with this model's tokenizer files. */
+  async save(dir: string, layout: Layout = 'open_clip'): Promise<void> {
+    await saveModelFolder(dir, this.config, this.weights(), layout, this.tokenizerFiles);
+  }
+
+  /** Write `<dir>/clip-text/model.onnx` and `<dir>/clip-vision/model.onnx` with the current weights. */
+  async exportOnnx(dir: string): Promise<string[]> {
+    const w = (n: string) => this.params.view(n);
+    return [await writeTowerOnnx(dir, this.config.model_cfg, 'clip-text', w), await writeTowerOnnx(dir, this.config.model_cfg, 'clip-vision', w)];
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
