@@ -130,3 +130,46 @@ export class CaptionError extends ClipfitError {
     super(`texts[${index}]: ${detail}`);
   }
 }
+
+/** A data file (CSV, JSONL, folder, Document JSON) with a bad record. Names the file, the row (for
+ * CSV the 1-based row a spreadsheet shows; for JSONL the 1-based line) and the field. */
+export class DataError extends ClipfitError {
+  constructor(
+    readonly file: string,
+    readonly row: number | undefined,
+    readonly field: string | undefined,
+    readonly detail: string,
+    readonly unit: 'row' | 'line' = 'row',
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${file}` + (row !== undefined ? `, ${unit} ${row}` : '') + (field !== undefined ? `, field '${field}'` : '') + `: ${detail}`,
+      options,
+    );
+  }
+}
+
+/** Why a URI could not be read into bytes. */
+export type UriErrorKind = 'missing' | 'unreadable' | 'unsupported' | 'bad-data-uri' | 'http' | 'timeout' | 'too-large';
+
+/** A document URI (local path, file://, data:, http(s)://) that cannot be read. Names the URI. */
+export class UriError extends ClipfitError {
+  constructor(readonly uri: string, readonly kind: UriErrorKind, detail: string, options?: { cause?: unknown }) {
+    super(`uri '${uri.length > 120 ? uri.slice(0, 117) + '...' : uri}' (${kind}): ${detail}`, options);
+  }
+}
+
+/** A named dataset in the local store that is misnamed, missing, or cannot be written. Names it. */
+export class DatasetError extends ClipfitError {
+  constructor(readonly dataset: string, detail: string, readonly version?: number, options?: { cause?: unknown }) {
+    super(`dataset '${dataset}'` + (version !== undefined ? ` v${version}` : '') + `: ${detail}`, options);
+  }
+}
+
+/** Retrieval evaluation inputs that do not fit: embedding sizes, labels, ids, a non-finite value, or a
+ * query with nothing relevant to recall. Names the field and the row. */
+export class EvaluationError extends ClipfitError {
+  constructor(readonly field: string, detail: string, options?: { cause?: unknown }) {
+    super(`${field}: ${detail}`, options);
+  }
+}
