@@ -7,7 +7,9 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import { buildTrainGraph } from '../src/models/clip/graphs.js';
 import type { TrainGraph } from '../src/models/clip/graphs.js';
+import { ParamStore } from '../src/runtime/params.js';
 import { Session } from '../src/runtime/session.js';
+import { AdamW } from '../src/train/optim.js';
 import type { Tensor } from '../src/runtime/session.js';
 import { denseParam, loadTiny, paramFeeds, tinyConfig } from './clip_fixture.js';
 import { requireFixture } from './fixtures.js';
@@ -154,4 +156,31 @@ test('the text tower run only to the longest caption gives the same features and
   const pb = b[tg.grads[pi]!.name]!.data as Float32Array;
   checkTensor('positional_embedding grad rows < longest', pb.subarray(0, longest * 48), pa.subarray(0, longest * 48), 1e-6);
   assert.ok(pa.subarray(longest * 48).every((x) => x === 0), 'padding positions get exactly zero gradient at full length too');
+});
+
+test('two AdamW steps through our own backward reproduce adamw1 and adamw2 within 1e-4', async (t) => {
+  if (!dir) return t.skip();
+  const params = ParamStore.fromShapes(tg.graph.params.map((p) => ({ name: p.name, shape: p.shape as number[] })));
+  for (const p of tg.graph.params) params.set(p.name, fx.model.tensors.get(p.name)!.data as Float32Array);
+  const opt = new AdamW(params, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2 });
+  const c = Math.fround(1 - 1e-3 * 0.2);
+  const worst: number[] = [];
+  for (const [k, batch, prefix, decay] of [
+    [1, fx.forward, 'adamw1.', (x: number) => Math.fround(x * c)],
+    [2, fx.step2, 'adamw2.', (x: number) => Math.fround(Math.fround(x * c) * c)],
+  ] as const) {
+    const out = await session.run({ ...params.feeds(), ...batchFeeds(batch) });
+    const grads: Record<string, Float32Array> = {};
+    tg.trainable.forEach((p, i) => (grads[p.name] = out[tg.grads[i]!.name]!.data as Float32Array));
+    await opt.step(params, grads);
+    let w = 0;
+    for (const p of tg.graph.params) {
+      const base = fx.model.tensors.get(p.name)!.data as Float32Array;
+      const ref = denseParam(k === 1 ? fx.step1 : fx.step2, prefix, p.name, base, decay);
+      w = Math.max(w, checkTensor(`${prefix}${p.name} (our backward)`, params.view(p.name), ref, 1e-4));
+    }
+    worst.push(w);
+  }
+  t.diagnostic(`max |diff| after step 1: ${worst[0]!.toExponential(2)}, after step 2: ${worst[1]!.toExponential(2)}`);
+  await opt.dispose();
 });
