@@ -173,3 +173,32 @@ export class EvaluationError extends ClipfitError {
     super(`${field}: ${detail}`, options);
   }
 }
+
+/** A run (or experiment) name that is malformed, already taken, unknown, or a run in a state that
+ * does not allow the operation (deleting a live run). Names the run and, where it matters, its folder. */
+export class RunError extends ClipfitError {
+  constructor(readonly run: string, detail: string, options?: { cause?: unknown }) {
+    super(`run '${run}': ${detail}`, options);
+  }
+}
+
+/** A run name that is already in the run store. */
+export class RunNameTakenError extends RunError {
+  constructor(run: string, readonly home: string, detail = 'the name is already taken; pick another name or delete that run') {
+    super(run, `${detail} (run store ${home})`);
+  }
+}
+
+/** A run name that is not in the run store. */
+export class RunNotFoundError extends RunError {
+  constructor(run: string, readonly home: string) {
+    super(run, `no such run in the run store ${home}`);
+  }
+}
+
+/** An experiment name that is malformed or not in the run store. */
+export class ExperimentError extends ClipfitError {
+  constructor(readonly experiment: string, detail: string) {
+    super(`experiment '${experiment}': ${detail}`);
+  }
+}
