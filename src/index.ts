@@ -1,6 +1,8 @@
 // clipfit's public API.
 
 export * from './errors.js';
+
+// Engine: graph IR, ops, autodiff, runtime.
 export type { DType, TypedArray } from './onnx/dtype.js';
 export type { Dim, Shape } from './onnx/dims.js';
 export { Graph, Value } from './onnx/graph.js';
@@ -12,5 +14,39 @@ export { gradCheck } from './autodiff/gradcheck.js';
 export type { GradCheckCase, GradCheckResult } from './autodiff/gradcheck.js';
 export { Session, defaultThreads } from './runtime/session.js';
 export type { Device, SessionOptions, Tensor } from './runtime/session.js';
+export { ParamStore } from './runtime/params.js';
+export type { ParamEntry, ParamShape } from './runtime/params.js';
 export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from './runtime/safetensors.js';
 export type { StDType, StFile, StTensor } from './runtime/safetensors.js';
+export { npyBytes, parseNpy, writeNpy } from './formats/npy.js';
+
+// Optimizers and loss.
+export { AdamW, Adam, SGD, Optimizer } from './train/optim.js';
+export type { OptimizerOptions, AdamOptions, SgdOptions, ParamGroupOptions, StepResult, OptimizerStateDict } from './train/optim.js';
+export { clipLoss } from './train/loss.js';
+
+// CLIP.
+export * from './models/clip/config.js';
+export { describeModels, registerModel, registerPretrained, parseModelId } from './models/clip/registry.js';
+export type { ModelDescription, PretrainedDescription, PretrainedSpec } from './models/clip/registry.js';
+export { detectLayout, loadModelFolder, saveModelFolder } from './models/clip/checkpoint.js';
+export type { ModelFolder, TokenizerFiles, Weights } from './models/clip/checkpoint.js';
+export { resolveModel } from './models/clip/hub.js';
+export type { ResolveOptions, DownloadProgress } from './models/clip/hub.js';
+export { ClipTokenizer } from './models/clip/tokenizer.js';
+export type { TokenizeOptions, TokenizedBatch } from './models/clip/tokenizer.js';
+export { decodeImage, preprocessImage, preprocessBatch, toRgbU8, CLIP_MEAN, CLIP_STD } from './models/clip/preprocess.js';
+export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from './models/clip/preprocess.js';
+export { imageTower, textTower, clipHead } from './models/clip/model.js';
+export { buildTrainGraph, buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
+export { towerOnnx, writeTowerOnnx } from './models/clip/export.js';
+export type { TowerName } from './models/clip/export.js';
+export { ClipModel } from './models/clip/clip_model.js';
+export type { Embeddings, EncodeOptions, LoadOptions } from './models/clip/clip_model.js';
+
+// Data and evaluation.
+export * from './data/index.js';
+export { evaluateRetrieval, RECALL_CUTOFFS } from './eval/evaluate.js';
+export { knn } from './eval/knn.js';
+export type { Distance, KnnMatches } from './eval/knn.js';
+export * from './eval/metrics.js';

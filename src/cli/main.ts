@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The clipfit command line. Only the CLI and the server do user I/O.
+
+import { Command, CommanderError } from 'commander';
+import { ClipfitError } from '../errors.js';
+import { registerClipCommands } from './commands_clip.js';
+import { runEngineDemo } from './demo_engine.js';
+
+const program = new Command();
+program
+  .name('clipfit')
+  .description('Fine-tune CLIP models for text-to-image search, locally, from TypeScript.')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('demo')
+  .description('Run the main demo (for now: the engine demo, an MLP trained on two spirals by our autodiff in onnxruntime)')
+  .option('--threads <n>', 'CPU threads (default: all cores)', (v) => Number.parseInt(v, 10))
+  .addHelpText('after', '\nExample:\n  $ clipfit demo')
+  .action(async (opts: { threads?: number }) => {
+    await runEngineDemo({ threads: opts.threads, log: (line: string) => console.log(line) });
+  });
+
+registerClipCommands(program, (line) => console.log(line));
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    if (err instanceof ClipfitError) {
+      console.error(`clipfit: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,107 @@
+// The options of fit() and what it reports while it runs. Everything here is plain JSON so a run
+// can be started in a detached worker process and recorded in the run store.
+
+export type OptimizerName = 'adamw' | 'adam' | 'sgd';
+export type SchedulerName = 'constant' | 'linear' | 'cosine';
+
+export interface OptimizerOptionsJson {
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  /**
+   * Parameters that get no weight decay. 'default' is open_clip's rule: gains, biases and
+   * logit_scale (every parameter with fewer than 2 dims, or named ln/bias/logit_scale); 'none'
+   * decays every parameter; a list gives substrings of names to exclude.
+   */
+  weightDecayExclude?: 'default' | 'none' | string[];
+}
+
+export interface SchedulerOptionsJson {
+  warmupSteps?: number;
+  /** Step the schedule after every batch (default) or every epoch. */
+  stepOn?: 'batch' | 'epoch';
+}
+
+/** Lock a tower: fully (true) or all but its last N residual blocks (and its head). */
+export type FreezeSpec = boolean | { allButLast: number };
+
+/** Callbacks as JSON, so a detached worker can rebuild them. */
+export type CallbackSpec =
+  | {
+      type: 'EvaluationCallback';
+      queryData: string;
+      indexData: string;
+      model?: 'clip-text' | 'clip-vision';
+      indexModel?: 'clip-text' | 'clip-vision';
+      limit?: number;
+      distance?: 'cosine' | 'euclidean' | 'sqeuclidean';
+      excludeSelf?: boolean;
+      batchSize?: number;
+    }
+  | { type: 'WiSEFTCallback'; alpha: number }
+  | { type: 'EarlyStopping'; monitor?: string; mode?: 'min' | 'max'; patience?: number; minDelta?: number; baseline?: number }
+  | { type: 'BestModelCheckpoint'; monitor?: string; mode?: 'min' | 'max' }
+  | { type: 'TrainingCheckpoint'; lastKEpochs?: number };
+
+export interface FitOptions {
+  /** `name::tag` or a model folder. */
+  model: string;
+  /** Tokenizer folder or BPE file, when the model folder carries none. */
+  tokenizer?: string;
+  /** A CSV, JSONL file, image folder, or `dataset:NAME[@vN]` from the local dataset store. */
+  trainData: string;
+  evalData?: string;
+  /** Fraction of trainData held out for val_loss when evalData is not given. */
+  valSplit?: number;
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  optimizer?: OptimizerName;
+  optimizerOptions?: OptimizerOptionsJson;
+  scheduler?: SchedulerName;
+  schedulerOptions?: SchedulerOptionsJson;
+  loss?: 'CLIPLoss';
+  /** Count pairs with the same label in a batch as positives instead of false negatives. */
+  labelAwareLoss?: boolean;
+  freeze?: { image?: FreezeSpec; text?: FreezeSpec };
+  callbacks?: CallbackSpec[];
+  runName?: string;
+  experimentName?: string;
+  device?: 'cpu' | 'cuda';
+  /** Images decoded in parallel with training. */
+  numWorkers?: number;
+  toOnnx?: boolean;
+  seed?: number;
+  shuffle?: boolean;
+  maxGradNorm?: number;
+  /** Skip (and count) bad CSV rows instead of failing. */
+  skipBadRows?: boolean;
+  /** Folder where the run keeps checkpoints and its artifact (set by the run store). */
+  workDir?: string;
+}
+
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/** What fit() reports as it goes; the run worker records all of it. */
+export interface FitHooks {
+  log?(level: LogLevel, message: string): void;
+  /** Progress of the current epoch (for a live bar). */
+  progress?(p: { epoch: number; epochs: number; step: number; steps: number; loss: number; elapsedS: number }): void;
+  /** Metrics after an epoch (epoch 0 = zero-shot, before training). */
+  metrics?(epoch: number, values: Record<string, number>): void;
+  /** Checked between steps: return true to stop (the run is then CANCELED). */
+  shouldStop?(): boolean;
+}
+
+export interface FitResult {
+  /** Epochs completed. */
+  epochs: number;
+  steps: number;
+  /** Metrics per epoch, 0 being the zero-shot evaluation. */
+  history: { epoch: number; metrics: Record<string, number> }[];
+  /** Folder of the final model (a model folder, plus ONNX towers when toOnnx). */
+  artifactDir: string;
+  stoppedEarly: boolean;
+}
