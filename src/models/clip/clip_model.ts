@@ -140,6 +140,23 @@ export class ClipModel {
     return preprocessBatch([...images], { size: p.image_size, mean: p.mean, std: p.std }, concurrency);
   }
 
+  /** Embeddings of already preprocessed pixels [n, 3, s, s] (e.g. cached for repeated evaluation). */
+  async encodePixels(pixels: Float32Array, n: number, opts: EncodeOptions = {}): Promise<Embeddings> {
+    const bs = opts.batchSize ?? 32;
+    const dim = this.embedDim;
+    const size = this.config.preprocess_cfg.image_size;
+    const per = 3 * size * size;
+    const out = new Float32Array(n * dim);
+    const s = await this.session('clip-vision');
+    for (let i = 0; i < n; i += bs) {
+      const m = Math.min(bs, n - i);
+      const res = await s.run({ ...this.paramFeeds(s), pixel_values: { dtype: 'float32', shape: [m, 3, size, size], data: pixels.subarray(i * per, (i + m) * per) } });
+      out.set(res['image_embeds']!.data as Float32Array, i * dim);
+    }
+    if (opts.normalize ?? true) l2NormalizeRows(out, dim);
+    return { data: out, shape: [n, dim] };
+  }
+
   async encodeImages(images: readonly (string | Uint8Array)[], opts: EncodeOptions = {}): Promise<Embeddings> {
     const bs = opts.batchSize ?? 32;
     const dim = this.embedDim;

@@ -5,7 +5,7 @@ import { grad } from '../../autodiff/grad.js';
 import { Graph } from '../../onnx/graph.js';
 import type { Value } from '../../onnx/graph.js';
 import { l2Normalize } from '../../ops/index.js';
-import { clipLoss } from '../../train/loss.js';
+import { clipLoss, clipLossLabelAware } from '../../train/loss.js';
 import type { ClipModelCfg } from './config.js';
 import { clipHead, imageTower, textTower } from './model.js';
 import type { ClipHead } from './model.js';
@@ -29,6 +29,8 @@ export interface TrainGraphOptions {
   trainable?: (name: string) => boolean;
   /** Also output the intermediate activations (for parity checks). */
   taps?: boolean;
+  /** Label-aware CLIPLoss: an int64 `labels` input [batch]; pairs sharing a label are positives. */
+  labelAware?: boolean;
 }
 
 export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {}): TrainGraph {
@@ -39,7 +41,10 @@ export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {})
   const it = imageTower(g, cfg, images);
   const tt = textTower(g, cfg, texts);
   const head = clipHead(g, it.features, tt.features);
-  const loss = clipLoss(head.logitsPerImage, head.logitsPerText);
+  const loss = opts.labelAware
+    ? clipLossLabelAware(head.logitsPerImage, head.logitsPerText, g.input('labels', 'int64', ['batch']))
+    : clipLoss(head.logitsPerImage, head.logitsPerText);
+  g.rename(loss, 'loss');
   const trainable = g.params.filter((p) => (opts.trainable ? opts.trainable(p.name) : true));
   const grads = grad(loss, trainable);
   const taps = opts.taps ? { ...it.taps, ...tt.taps } : {};

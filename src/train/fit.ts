@@ -1,0 +1,205 @@
+// fit(): fine-tune a CLIP on image–text pairs, top to bottom as nanoGPT's loop reads:
+// model → data → graph (towers, CLIPLoss, gradients, optimizer update fused into one onnxruntime
+// run) → zero-shot evaluation → epochs of steps (schedule, step, clamp the logit scale, report)
+// → val_loss, callbacks, checkpoint → final callbacks (best weights, WiSE-FT) → artifact.
+// A killed run resumes from its last epoch checkpoint to the same final weights.
+
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ClipfitError, ConfigError, NonFiniteError } from '../errors.js';
+import type { Document, DocumentArray } from '../data/index.js';
+import { seededPermutation } from '../data/index.js';
+import { ClipModel } from '../models/clip/clip_model.js';
+import { buildTrainGraph } from '../models/clip/graphs.js';
+import { Session } from '../runtime/session.js';
+import type { Tensor } from '../runtime/session.js';
+import { callbackFromSpec } from './callbacks.js';
+import type { Callback, Logs, TrainContext } from './callbacks.js';
+import { loadCheckpoint, saveArtifact, saveCheckpoint } from './fit_state.js';
+import type { FitHooks, FitOptions, FitResult } from './fit_types.js';
+import { imageInput, labelOf, loadPairs, pairText } from './data_source.js';
+import { ImagePool } from './image_pool.js';
+import { makeOptimizer, resolveOptions } from './fit_options.js';
+import { paramGroups, trainableFilter } from './param_groups.js';
+import { makeSchedule } from './schedule.js';
+
+/** Raised when training cannot go on (NaN loss, …); names the step. */
+export class FitError extends ClipfitError {
+  constructor(readonly step: number, detail: string, options?: { cause?: unknown }) {
+    super(`training failed at step ${step}: ${detail}`, options);
+  }
+}
+
+const LOGIT_SCALE_MAX = Math.log(100);
+
+interface Batch {
+  images: Tensor;
+  texts: Tensor;
+  labels?: Tensor;
+}
+
+export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<FitResult> {
+  const o = resolveOptions(options);
+  const log = (level: 'info' | 'warn' | 'error', msg: string) => hooks.log?.(level, msg);
+  const workDir = o.workDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'clipfit-fit-')));
+  await fsp.mkdir(workDir, { recursive: true });
+  const callbacks: Callback[] = o.callbacks.map(callbackFromSpec); // validates (e.g. WiSE-FT α) before any work
+
+  // 1. The model, and a copy of its pretrained weights.
+  const model = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device });
+  const pretrained = model.params.clone();
+  const cfg = model.config.model_cfg;
+  log('info', `model ${o.model}: ${model.params.size.toLocaleString('en-US')} parameters`);
+
+  // 2. The data.
+  const loaded = await loadPairs(o.trainData, { skipBadRows: o.skipBadRows });
+  if (loaded.skipped) log('warn', `skipped ${loaded.skipped} bad row(s) of ${o.trainData}`);
+  let train: DocumentArray = loaded.docs;
+  let val: DocumentArray | null = o.evalData ? (await loadPairs(o.evalData, { field: 'evalData', skipBadRows: o.skipBadRows })).docs : null;
+  if (!val && o.valSplit > 0) [train, val] = train.split(o.valSplit, o.seed);
+  if (o.batchSize > train.length) throw new ConfigError('batchSize', `${o.batchSize} is larger than the ${train.length} training pairs`);
+  const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
+  log('info', `${train.length} training pairs, ${val?.length ?? 0} validation pairs, ${stepsPerEpoch} steps per epoch`);
+
+  // 3. The training graph with the optimizer fused in; a loss-only graph for val_loss.
+  const trainable = trainableFilter(cfg, o.freeze);
+  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss });
+  const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
+  const opt = makeOptimizer(o, model.params, groups);
+  const update = opt.build(tg.graph, tg.trainable, tg.grads);
+  const runtime = { device: o.device };
+  const session = await Session.fromGraph(tg.graph, runtime);
+  const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss }) : null;
+  const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
+  const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
+  const pool = new ImagePool(o.numWorkers);
+  const pp = model.config.preprocess_cfg;
+  const labelIds = new Map<string | number, number>();
+
+  const loadBatch = async (docs: Document[]): Promise<Batch> => {
+    const pixels = await pool.preprocess(docs.map(imageInput), { size: pp.image_size, mean: pp.mean, std: pp.std });
+    const b: Batch = {
+      images: { dtype: 'float32', shape: [docs.length, 3, pp.image_size, pp.image_size], data: pixels },
+      texts: model.tokenize(docs.map((d) => pairText(d))),
+    };
+    if (o.labelAwareLoss) {
+      const ids = docs.map((d) => {
+        const l = labelOf(d, d.id);
+        if (!labelIds.has(l)) labelIds.set(l, labelIds.size);
+        return BigInt(labelIds.get(l)!);
+      });
+      b.labels = { dtype: 'int64', shape: [docs.length], data: BigInt64Array.from(ids) };
+    }
+    return b;
+  };
+  const feedsOf = (b: Batch): Record<string, Tensor> => ({ images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) });
+
+  const ctx: TrainContext = { model, pretrained, workDir, log, stop: false };
+  const history: { epoch: number; metrics: Record<string, number> }[] = [];
+  const report = (epoch: number, metrics: Logs) => {
+    history.push({ epoch, metrics });
+    hooks.metrics?.(epoch, metrics);
+    log('info', `epoch ${epoch}: ${Object.entries(metrics).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}`);
+  };
+
+  let startEpoch = 1;
+  let step = 0;
+  let stopped = false;
+  let epoch = 1;
+  try {
+    // 4. Resume from the newest checkpoint, or evaluate zero-shot.
+    const resumed = await loadCheckpoint(workDir, model.params, opt);
+    if (resumed) {
+      startEpoch = resumed.epoch + 1;
+      history.push(...resumed.history);
+      log('info', `resumed from the checkpoint of epoch ${resumed.epoch}`);
+    } else {
+      const zeroShot: Logs = {};
+      for (const cb of callbacks) Object.assign(zeroShot, (await cb.onTrainBegin(ctx)) ?? {});
+      if (Object.keys(zeroShot).length) report(0, zeroShot);
+    }
+
+    // 5. Epochs.
+    const started = Date.now();
+    step = (startEpoch - 1) * stepsPerEpoch;
+    epoch = startEpoch;
+    for (; epoch <= o.epochs && !ctx.stop && !stopped; epoch++) {
+      const order = o.shuffle ? seededPermutation(train.length, o.seed + epoch) : train.map((_, i) => i);
+      const batches = Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!));
+      if (o.schedulerOptions.stepOn === 'epoch') opt.setLr('all', schedule.lr(epoch - 1));
+      let next = loadBatch(batches[0]!);
+      let lossSum = 0;
+      for (let k = 0; k < batches.length; k++) {
+        const batch = await next;
+        if (k + 1 < batches.length) next = loadBatch(batches[k + 1]!); // decoded in workers while this step runs
+        if (o.schedulerOptions.stepOn !== 'epoch') opt.setLr('all', schedule.lr(step));
+        step++;
+        let loss: number;
+        try {
+          const r = await opt.runStep(session, update, model.params, feedsOf(batch));
+          loss = (r.outputs['loss']!.data as Float32Array)[0]!;
+        } catch (err) {
+          if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });
+          throw err;
+        }
+        if (!Number.isFinite(loss)) throw new FitError(step, `loss is ${loss}; the weights of the last checkpoint are kept`);
+        // open_clip clamps the learned temperature after each step: exp(logit_scale) ≤ 100.
+        const ls = model.params.view('logit_scale');
+        ls[0] = Math.min(Math.max(ls[0]!, 0), LOGIT_SCALE_MAX);
+        lossSum += loss;
+        hooks.progress?.({ epoch, epochs: o.epochs, step: k + 1, steps: batches.length, loss: lossSum / (k + 1), elapsedS: (Date.now() - started) / 1000 });
+        if (hooks.shouldStop?.()) {
+          stopped = true;
+          break;
+        }
+      }
+      if (stopped) break;
+      const logs: Logs = { train_loss: lossSum / batches.length };
+      if (val && valSession) logs['val_loss'] = await validationLoss(valSession, model, val, o.batchSize, loadBatch, feedsOf);
+      for (const cb of callbacks) Object.assign(logs, (await cb.onEpochEnd(ctx, epoch, logs)) ?? {});
+      report(epoch, logs);
+      await saveCheckpoint(workDir, epoch, model.params, opt, history, o.keepCheckpoints);
+    }
+  } finally {
+    await pool.close();
+    await session.release();
+    await valSession?.release();
+    await opt.dispose();
+  }
+  const epochsDone = Math.min(epoch - 1, o.epochs);
+  if (stopped) {
+    await model.release();
+    throw new ClipfitError(`stopped at epoch ${epoch}, step ${step}`);
+  }
+
+  // 6. Final callbacks (best weights, WiSE-FT), then the artifact.
+  for (const cb of callbacks) await cb.onTrainEnd(ctx);
+  const artifactDir = await saveArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
+  await model.release();
+  log('info', `artifact saved to ${artifactDir}`);
+  return { epochs: epochsDone, steps: step, history, artifactDir, stoppedEarly: ctx.stop };
+}
+
+async function validationLoss(
+  session: Session,
+  model: ClipModel,
+  val: DocumentArray,
+  batchSize: number,
+  loadBatch: (docs: Document[]) => Promise<Batch>,
+  feedsOf: (b: Batch) => Record<string, Tensor>,
+): Promise<number> {
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < val.length; i += batchSize) {
+    const docs = val.slice(i, i + batchSize);
+    if (docs.length < 2) break; // a contrastive loss needs at least two pairs
+    const b = await loadBatch([...docs]);
+    const feeds: Record<string, Tensor> = { ...feedsOf(b) };
+    for (const name of session.inputNames) if (model.params.has(name)) feeds[name] = model.params.tensor(name);
+    const out = await session.run(feeds, {}, ['loss']);
+    sum += (out['loss']!.data as Float32Array)[0]! * docs.length;
+    n += docs.length;
+  }
+  return n ? sum / n : NaN;
+}

@@ -1,0 +1,70 @@
+// What a run leaves on disk: epoch checkpoints (parameters, optimizer state, history) to resume
+// from, and the artifact — a model folder (open_clip layout with tokenizer files), ONNX towers
+// when asked, and metadata.json. Everything is written under a temporary name and renamed, so a
+// crash or a full disk never leaves a half-written checkpoint or artifact.
+
+import { existsSync, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { ClipModel } from '../models/clip/clip_model.js';
+import { ParamStore } from '../runtime/params.js';
+import type { Optimizer } from './optim.js';
+
+type History = { epoch: number; metrics: Record<string, number> }[];
+
+const CKPT = 'checkpoints';
+const epochDir = (workDir: string, epoch: number) => path.join(workDir, CKPT, `epoch-${String(epoch).padStart(4, '0')}`);
+
+async function writeDirAtomically(dest: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.tmp`);
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.mkdir(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+    const old = existsSync(dest) ? `${tmp}.old` : null;
+    if (old) await fsp.rename(dest, old);
+    await fsp.rename(tmp, dest);
+    if (old) await fsp.rm(old, { recursive: true, force: true });
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function saveCheckpoint(workDir: string, epoch: number, params: ParamStore, opt: Optimizer, history: History, keep: number): Promise<void> {
+  await fsp.mkdir(path.join(workDir, CKPT), { recursive: true });
+  await writeDirAtomically(epochDir(workDir, epoch), async (tmp) => {
+    await params.toSafetensors(path.join(tmp, 'params.safetensors'), { epoch: String(epoch) });
+    await opt.save(path.join(tmp, 'optimizer.safetensors'));
+    await fsp.writeFile(path.join(tmp, 'state.json'), JSON.stringify({ epoch, history }, null, 1));
+  });
+  const all = (await fsp.readdir(path.join(workDir, CKPT))).filter((d) => /^epoch-\d+$/.test(d)).sort();
+  for (const d of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(path.join(workDir, CKPT, d), { recursive: true, force: true });
+}
+
+/** Restore the newest complete checkpoint into params and opt; null when there is none. */
+export async function loadCheckpoint(workDir: string, params: ParamStore, opt: Optimizer): Promise<{ epoch: number; history: History } | null> {
+  const dir = path.join(workDir, CKPT);
+  if (!existsSync(dir)) return null;
+  const all = (await fsp.readdir(dir)).filter((d) => /^epoch-\d+$/.test(d)).sort();
+  const last = all.at(-1);
+  if (!last) return null;
+  const d = path.join(dir, last);
+  params.copyFrom(await ParamStore.fromSafetensors(path.join(d, 'params.safetensors')));
+  await opt.load(path.join(d, 'optimizer.safetensors'));
+  return JSON.parse(await fsp.readFile(path.join(d, 'state.json'), 'utf8'));
+}
+
+export async function saveArtifact(
+  workDir: string,
+  model: ClipModel,
+  meta: { options: unknown; history: History; epochs: number; steps: number; toOnnx: boolean },
+): Promise<string> {
+  const dest = path.join(workDir, 'artifact');
+  await writeDirAtomically(dest, async (tmp) => {
+    await model.save(tmp, 'open_clip');
+    if (meta.toOnnx) await model.exportOnnx(tmp);
+    const metadata = { producer: 'clipfit', created: new Date().toISOString(), ...meta, models: meta.toOnnx ? ['clip-text', 'clip-vision'] : [] };
+    await fsp.writeFile(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));
+  });
+  return dest;
+}

@@ -1,0 +1,124 @@
+// fit() end to end on the tiny fixture CLIP and a generated set of 24 pairs.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { ConfigError } from '../src/errors.js';
+import { ClipModel } from '../src/models/clip/clip_model.js';
+import { ParamStore } from '../src/runtime/params.js';
+import { fit } from '../src/train/fit.js';
+import type { FitOptions } from '../src/train/fit_types.js';
+import { makeShapesCsv } from './fit_data.js';
+import { FIXTURES, requireFixture } from './fixtures.js';
+
+const tiny = requireFixture('tiny');
+const bpe = path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz');
+let csv = '';
+before(async () => {
+  csv = (await makeShapesCsv(24)).csv;
+});
+
+const base = (): FitOptions => ({
+  model: tiny!,
+  tokenizer: bpe,
+  trainData: csv,
+  epochs: 2,
+  batchSize: 8,
+  learningRate: 1e-3,
+  numWorkers: 1,
+  seed: 3,
+  workDir: mkdtempSync(path.join(os.tmpdir(), 'clipfit-run-')),
+});
+
+async function paramsOf(dir: string): Promise<ParamStore> {
+  return ParamStore.fromSafetensors(path.join(dir, 'open_clip_model.safetensors'));
+}
+
+test('fit trains, evaluates zero-shot and per epoch, and writes a loadable artifact with ONNX towers', async (t) => {
+  if (!tiny) return t.skip();
+  const metrics: [number, Record<string, number>][] = [];
+  const progress: number[] = [];
+  const r = await fit(
+    { ...base(), epochs: 3, toOnnx: true, callbacks: [{ type: 'EvaluationCallback', queryData: csv, indexData: csv, limit: 5 }] },
+    { metrics: (e, v) => metrics.push([e, v]), progress: (p) => progress.push(p.loss) },
+  );
+  assert.deepEqual(metrics.map(([e]) => e), [0, 1, 2, 3]);
+  const name = 'clip-text-to-clip-vision_';
+  for (const m of ['precision_at_k', 'recall_at_k', 'f1_score_at_k', 'hit_at_k', 'average_precision', 'reciprocal_rank', 'r_precision', 'dcg_at_k', 'ndcg_at_k'])
+    assert.ok(name + m in metrics[0]![1], `zero-shot ${name + m}`);
+  const first = metrics[1]![1]['train_loss']!;
+  const last = metrics[3]![1]['train_loss']!;
+  t.diagnostic(`train_loss ${first.toFixed(3)} → ${last.toFixed(3)}; MRR ${metrics[0]![1][name + 'reciprocal_rank']!.toFixed(3)} → ${metrics[3]![1][name + 'reciprocal_rank']!.toFixed(3)}`);
+  assert.ok(last < first, 'the loss goes down');
+  assert.ok(metrics[3]![1][name + 'reciprocal_rank']! > metrics[0]![1][name + 'reciprocal_rank']!, 'retrieval improves over zero-shot');
+  assert.equal(r.epochs, 3);
+  assert.equal(r.steps, 9);
+  for (const f of ['open_clip_config.json', 'open_clip_model.safetensors', 'bpe_simple_vocab_16e6.txt.gz', 'metadata.json', 'clip-text/model.onnx', 'clip-vision/model.onnx'])
+    assert.ok(existsSync(path.join(r.artifactDir, f)), f);
+  // The artifact is itself a model folder; its ONNX text tower and its safetensors agree.
+  const m = await ClipModel.load(r.artifactDir);
+  const e = await m.encodeTexts(['a red square', 'a blue circle']);
+  const ort = await import('onnxruntime-node');
+  const s = await ort.InferenceSession.create(path.join(r.artifactDir, 'clip-text/model.onnx'));
+  const ids = m.tokenize(['a red square', 'a blue circle']);
+  const out = (await s.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) }))['text_embeds']!.data as Float32Array;
+  for (let i = 0; i < 2; i++) {
+    const row = out.subarray(i * 32, i * 32 + 32);
+    const norm = Math.hypot(...row);
+    for (let j = 0; j < 32; j++) assert.ok(Math.abs(row[j]! / norm - e.data[i * 32 + j]!) < 1e-5);
+  }
+  await m.release();
+});
+
+test('a run stopped mid-way resumes from its checkpoint to the same final weights', async (t) => {
+  if (!tiny) return t.skip();
+  const opts = { ...base(), epochs: 3 };
+  const whole = await fit(opts);
+  const resumedOpts = { ...base(), epochs: 3 };
+  let steps = 0;
+  await assert.rejects(fit(resumedOpts, { shouldStop: () => ++steps === 7 }), /stopped at epoch 3/);
+  const resumed = await fit(resumedOpts);
+  assert.equal(resumed.epochs, 3);
+  const a = await paramsOf(whole.artifactDir);
+  const b = await paramsOf(resumed.artifactDir);
+  assert.deepEqual(b.data, a.data, 'bit-identical weights');
+});
+
+test('WiSE-FT with alpha 0 returns the pretrained weights exactly; a bad alpha fails before training', async (t) => {
+  if (!tiny) return t.skip();
+  const r = await fit({ ...base(), epochs: 1, callbacks: [{ type: 'WiSEFTCallback', alpha: 0 }] });
+  const got = await paramsOf(r.artifactDir);
+  const want = await ParamStore.fromSafetensors(path.join(tiny, 'open_clip_model.safetensors'));
+  for (const e of want.entries) assert.deepEqual(got.view(e.name), want.view(e.name), e.name);
+  let loaded = false;
+  await assert.rejects(
+    fit({ ...base(), callbacks: [{ type: 'WiSEFTCallback', alpha: 1.5 }] }, { log: () => (loaded = true) }),
+    (e: unknown) => e instanceof ConfigError && /WiSEFTCallback.alpha: must be in \[0, 1\], got 1.5/.test(e.message),
+  );
+  assert.equal(loaded, false, 'nothing was loaded or trained');
+});
+
+test('bad options are ConfigErrors naming the field', async (t) => {
+  if (!tiny) return t.skip();
+  await assert.rejects(fit({ ...base(), batchSize: 100 }), /batchSize: 100 is larger than the 24 training pairs/);
+  await assert.rejects(fit({ ...base(), epochs: 0 }), /epochs: must be a positive integer/);
+  await assert.rejects(fit({ ...base(), optimizer: 'lion' as never }), /optimizer: must be one of adamw, adam, sgd/);
+  await assert.rejects(fit({ ...base(), trainData: '/nonexistent/x.csv' }), /trainData: no such file/);
+  await assert.rejects(fit({ ...base(), model: '/nonexistent-model' }), /nonexistent-model/);
+});
+
+test('without shuffling the seed does not matter; with it, it does; label-aware loss and freezing run', async (t) => {
+  if (!tiny) return t.skip();
+  const a = await fit({ ...base(), epochs: 1, shuffle: false, seed: 1 });
+  const b = await fit({ ...base(), epochs: 1, shuffle: false, seed: 2 });
+  const c = await fit({ ...base(), epochs: 1, shuffle: true, seed: 2 });
+  assert.deepEqual((await paramsOf(b.artifactDir)).data, (await paramsOf(a.artifactDir)).data);
+  assert.notDeepEqual((await paramsOf(c.artifactDir)).data, (await paramsOf(a.artifactDir)).data);
+  const frozen = await fit({ ...base(), epochs: 1, labelAwareLoss: true, freeze: { image: true } });
+  const w = await paramsOf(frozen.artifactDir);
+  const init = await ParamStore.fromSafetensors(path.join(tiny, 'open_clip_model.safetensors'));
+  assert.deepEqual(w.view('visual.conv1.weight'), init.view('visual.conv1.weight'), 'the locked image tower is unchanged');
+  assert.notDeepEqual(w.view('text_projection'), init.view('text_projection'), 'the text tower trained');
+});
