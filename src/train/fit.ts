@@ -18,7 +18,9 @@ import { callbackFromSpec } from './callbacks.js';
 import type { Callback, Logs, TrainContext } from './callbacks.js';
 import { loadCheckpoint, saveArtifact, saveCheckpoint } from './fit_state.js';
 import type { FitHooks, FitOptions, FitResult } from './fit_types.js';
-import { imageInput, labelOf, loadPairs, pairText } from './data_source.js';
+import { loadPairs } from './data_source.js';
+import { BatchLoader } from './batch_loader.js';
+import type { Batch } from './batch_loader.js';
 import { ImagePool } from './image_pool.js';
 import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
@@ -33,13 +35,17 @@ export class FitError extends ClipfitError {
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
-interface Batch {
-  images: Tensor;
-  texts: Tensor;
-  labels?: Tensor;
-}
-
 export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<FitResult> {
+  const t0 = performance.now();
+  const timings = { totalS: 0, stepS: 0, dataWaitS: 0, evalS: 0 };
+  const timed = async <T>(key: 'stepS' | 'dataWaitS' | 'evalS', f: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    try {
+      return await f();
+    } finally {
+      timings[key] += (performance.now() - s) / 1000;
+    }
+  };
   const o = resolveOptions(options);
   const log = (level: 'info' | 'warn' | 'error', msg: string) => hooks.log?.(level, msg);
   const workDir = o.workDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'clipfit-fit-')));
@@ -74,26 +80,15 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
-  const pp = model.config.preprocess_cfg;
-  const labelIds = new Map<string | number, number>();
+  const loader = new BatchLoader(pool, model, { labelAware: o.labelAwareLoss, cacheBytes: o.pixelCacheMB * 2 ** 20 });
+  const loadBatch = (docs: Document[]) => loader.load(docs);
+  const feedsOf = BatchLoader.feeds;
 
-  const loadBatch = async (docs: Document[]): Promise<Batch> => {
-    const pixels = await pool.preprocess(docs.map(imageInput), { size: pp.image_size, mean: pp.mean, std: pp.std });
-    const b: Batch = {
-      images: { dtype: 'float32', shape: [docs.length, 3, pp.image_size, pp.image_size], data: pixels },
-      texts: model.tokenize(docs.map((d) => pairText(d))),
-    };
-    if (o.labelAwareLoss) {
-      const ids = docs.map((d) => {
-        const l = labelOf(d, d.id);
-        if (!labelIds.has(l)) labelIds.set(l, labelIds.size);
-        return BigInt(labelIds.get(l)!);
-      });
-      b.labels = { dtype: 'int64', shape: [docs.length], data: BigInt64Array.from(ids) };
-    }
-    return b;
+  const depth = Math.max(1, o.numWorkers);
+  const epochBatches = (epoch: number): Document[][] => {
+    const order = o.shuffle ? seededPermutation(train.length, o.seed + epoch) : train.map((_, i) => i);
+    return Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!));
   };
-  const feedsOf = (b: Batch): Record<string, Tensor> => ({ images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) });
 
   const ctx: TrainContext = { model, pretrained, workDir, log, stop: false };
   const history: { epoch: number; metrics: Record<string, number> }[] = [];
@@ -108,15 +103,17 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   let stopped = false;
   let epoch = 1;
   try {
-    // 4. Resume from the newest checkpoint, or evaluate zero-shot.
+    // 4. Resume from the newest checkpoint, or evaluate zero-shot (the first batches decode meanwhile).
     const resumed = await loadCheckpoint(workDir, model.params, opt);
     if (resumed) {
       startEpoch = resumed.epoch + 1;
       history.push(...resumed.history);
       log('info', `resumed from the checkpoint of epoch ${resumed.epoch}`);
-    } else {
+    }
+    const primed = startEpoch <= o.epochs ? epochBatches(startEpoch).slice(0, depth).map((b) => loadBatch(b)) : [];
+    if (!resumed) {
       const zeroShot: Logs = {};
-      for (const cb of callbacks) Object.assign(zeroShot, (await cb.onTrainBegin(ctx)) ?? {});
+      for (const cb of callbacks) Object.assign(zeroShot, (await timed('evalS', () => cb.onTrainBegin(ctx))) ?? {});
       if (Object.keys(zeroShot).length) report(0, zeroShot);
     }
 
@@ -125,19 +122,19 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     step = (startEpoch - 1) * stepsPerEpoch;
     epoch = startEpoch;
     for (; epoch <= o.epochs && !ctx.stop && !stopped; epoch++) {
-      const order = o.shuffle ? seededPermutation(train.length, o.seed + epoch) : train.map((_, i) => i);
-      const batches = Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!));
+      const batches = epochBatches(epoch);
       if (o.schedulerOptions.stepOn === 'epoch') opt.setLr('all', schedule.lr(epoch - 1));
-      let next = loadBatch(batches[0]!);
+      // Batches k+1 … k+depth are decoded in the workers while step k runs.
+      const ahead = epoch === startEpoch ? primed : batches.slice(0, depth).map((b) => loadBatch(b));
       let lossSum = 0;
       for (let k = 0; k < batches.length; k++) {
-        const batch = await next;
-        if (k + 1 < batches.length) next = loadBatch(batches[k + 1]!); // decoded in workers while this step runs
+        const batch = await timed('dataWaitS', () => ahead.shift()!);
+        if (k + depth < batches.length) ahead.push(loadBatch(batches[k + depth]!));
         if (o.schedulerOptions.stepOn !== 'epoch') opt.setLr('all', schedule.lr(step));
         step++;
         let loss: number;
         try {
-          const r = await opt.runStep(session, update, model.params, feedsOf(batch));
+          const r = await timed('stepS', () => opt.runStep(session, update, model.params, feedsOf(batch)));
           loss = (r.outputs['loss']!.data as Float32Array)[0]!;
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });
@@ -156,8 +153,8 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
       }
       if (stopped) break;
       const logs: Logs = { train_loss: lossSum / batches.length };
-      if (val && valSession) logs['val_loss'] = await validationLoss(valSession, model, val, o.batchSize, loadBatch, feedsOf);
-      for (const cb of callbacks) Object.assign(logs, (await cb.onEpochEnd(ctx, epoch, logs)) ?? {});
+      if (val && valSession) logs['val_loss'] = await timed('evalS', () => validationLoss(valSession, model, val!, o.batchSize, loadBatch, feedsOf));
+      for (const cb of callbacks) Object.assign(logs, (await timed('evalS', async () => cb.onEpochEnd(ctx, epoch, logs))) ?? {});
       report(epoch, logs);
       await saveCheckpoint(workDir, epoch, model.params, opt, history, o.keepCheckpoints);
     }
@@ -178,7 +175,8 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const artifactDir = await saveArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
   await model.release();
   log('info', `artifact saved to ${artifactDir}`);
-  return { epochs: epochsDone, steps: step, history, artifactDir, stoppedEarly: ctx.stop };
+  timings.totalS = (performance.now() - t0) / 1000;
+  return { epochs: epochsDone, steps: step, history, artifactDir, stoppedEarly: ctx.stop, timings };
 }
 
 async function validationLoss(

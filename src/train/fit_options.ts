@@ -20,6 +20,8 @@ export interface ResolvedFitOptions extends Required<Omit<FitOptions, 'tokenizer
   schedulerOptions: SchedulerOptionsJson;
   weightDecay: number;
   keepCheckpoints: number;
+  /** Memory for preprocessed pixels kept across epochs (MB). */
+  pixelCacheMB: number;
 }
 
 function positiveInt(field: string, v: unknown): number {
@@ -81,6 +83,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     skipBadRows: o.skipBadRows ?? false,
     workDir: o.workDir,
     keepCheckpoints: ckpt?.lastKEpochs ?? 1,
+    pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? 1024),
   };
 }
 

@@ -72,6 +72,8 @@ export interface FitOptions {
   device?: 'cpu' | 'cuda';
   /** Images decoded in parallel with training. */
   numWorkers?: number;
+  /** Memory for preprocessed pixels kept across epochs, in MB (default 1024; 0 decodes every epoch). */
+  pixelCacheMB?: number;
   toOnnx?: boolean;
   seed?: number;
   shuffle?: boolean;
@@ -104,4 +106,17 @@ export interface FitResult {
   /** Folder of the final model (a model folder, plus ONNX towers when toOnnx). */
   artifactDir: string;
   stoppedEarly: boolean;
+  /** Where the wall time went, in seconds. */
+  timings: FitTimings;
+}
+
+export interface FitTimings {
+  /** The whole fit, loading included. */
+  totalS: number;
+  /** Inside training steps (forward, backward and update). */
+  stepS: number;
+  /** Steps waiting for their batch's images (decoded in workers during the previous step). */
+  dataWaitS: number;
+  /** In callbacks' evaluations (zero-shot and per epoch) and val_loss. */
+  evalS: number;
 }
