@@ -1,0 +1,102 @@
+// The body of a run, shared by the detached worker (worker.ts) and in-process runs: mark STARTED,
+// call fit with hooks that write the log, metrics and progress into the store, then record the end.
+
+import { pathToFileURL } from 'node:url';
+import type { FitHooks, FitOptions, FitResult, LogLevel } from '../train/fit_types.js';
+import { appendLog } from './logs.js';
+import type { RunProgress, RunStore } from './store.js';
+
+export type FitFn = (options: FitOptions, hooks: FitHooks) => Promise<FitResult>;
+
+/** clipfit's fit, or `fit` from `jobModule` (an absolute path or URL; tests use a fake job). */
+export async function loadFit(jobModule?: string): Promise<FitFn> {
+  // A variable specifier: src/train/fit.ts is resolved at run time (tsx maps .js to .ts).
+  const spec = jobModule ? (/^(file|data):/.test(jobModule) ? jobModule : pathToFileURL(jobModule).href) : '../train/fit.js';
+  const mod = (await import(spec)) as { fit?: unknown };
+  if (typeof mod.fit !== 'function') throw new Error(`job module ${jobModule ?? spec} does not export a function 'fit'`);
+  return mod.fit as FitFn;
+}
+
+const CANCEL_POLL_MS = 250;
+const PROGRESS_STORE_MS = 1000;
+const PROGRESS_LOG_MS = 15_000;
+
+function describeError(err: unknown): { message: string; stack: string } {
+  if (err instanceof Error) return { message: err.message || err.name, stack: err.stack ?? `${err.name}: ${err.message}` };
+  return { message: String(err), stack: String(err) };
+}
+
+/**
+ * Run `name` to a final status. Never throws for a failure of the job itself: that is the FAILED
+ * status. Returns the final status, or undefined when the run was no longer CREATED (already
+ * canceled or deleted) and nothing was done.
+ */
+export async function executeRun(store: RunStore, name: string, getFit: () => Promise<FitFn>, pid = process.pid): Promise<string | undefined> {
+  const log = store.logFile(name);
+  const rec = store.find(name);
+  if (!rec || rec.status !== 'CREATED') return undefined;
+  if (rec.cancelRequest !== undefined) {
+    appendLog(log, 'warn', `run canceled before the worker started: ${rec.cancelRequest}`);
+    store.finish(name, 'CANCELED', { reason: rec.cancelRequest });
+    return 'CANCELED';
+  }
+  if (!store.markStarted(name, pid)) return undefined;
+  appendLog(log, 'info', `run ${name} started (experiment ${rec.experiment}, worker pid ${pid})`);
+
+  let cancelReason: string | undefined;
+  let lastCancelCheck = 0;
+  let lastProgressStore = 0;
+  let lastProgressLog = 0;
+  const hooks: FitHooks = {
+    log: (level: LogLevel, message: string) => void appendLog(log, level, message),
+    progress: (p: RunProgress) => {
+      const t = Date.now();
+      const epochEnd = p.step >= p.steps;
+      if (epochEnd || t - lastProgressStore >= PROGRESS_STORE_MS) {
+        lastProgressStore = t;
+        store.setProgress(name, p);
+      }
+      if (epochEnd || t - lastProgressLog >= PROGRESS_LOG_MS) {
+        lastProgressLog = t;
+        appendLog(log, 'info', `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (${p.elapsedS.toFixed(1)} s)`);
+      }
+    },
+    metrics: (epoch: number, values: Record<string, number>) => {
+      store.addMetrics(name, epoch, values);
+      const text = Object.entries(values).map(([k, v]) => `${k}=${Number(v.toPrecision(6))}`).join(' ');
+      appendLog(log, 'info', `metrics epoch ${epoch}: ${text}`);
+    },
+    // Reading the flag is a cheap indexed SELECT, still only done every 250 ms.
+    shouldStop: () => {
+      if (cancelReason !== undefined) return true;
+      const t = Date.now();
+      if (t - lastCancelCheck < CANCEL_POLL_MS) return false;
+      lastCancelCheck = t;
+      cancelReason = store.stopRequest(name);
+      return cancelReason !== undefined;
+    },
+  };
+
+  try {
+    const fit = await getFit();
+    const result = await fit(rec.options, hooks);
+    cancelReason ??= store.stopRequest(name);
+    if (cancelReason !== undefined) {
+      appendLog(log, 'warn', `run CANCELED after ${result.epochs} epoch(s): ${cancelReason}`);
+      store.finish(name, 'CANCELED', { reason: cancelReason, artifactDir: result.artifactDir });
+      return 'CANCELED';
+    }
+    appendLog(
+      log,
+      'info',
+      `run FINISHED: ${result.epochs} epoch(s), ${result.steps} step(s)${result.stoppedEarly ? ' (stopped early)' : ''}; artifact ${result.artifactDir}`,
+    );
+    store.finish(name, 'FINISHED', { artifactDir: result.artifactDir, ...(result.stoppedEarly ? { reason: 'stopped early' } : {}) });
+    return 'FINISHED';
+  } catch (err) {
+    const { message, stack } = describeError(err);
+    appendLog(log, 'error', `run FAILED: ${stack}`);
+    store.finish(name, 'FAILED', { reason: message, lastError: stack });
+    return 'FAILED';
+  }
+}
