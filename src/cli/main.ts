@@ -4,6 +4,8 @@
 import { Command, CommanderError } from 'commander';
 import { ClipfitError } from '../errors.js';
 import { registerClipCommands } from './commands_clip.js';
+import { registerFitCommands } from './commands_fit.js';
+import { registerRunCommands } from './commands_runs.js';
 import { runEngineDemo } from './demo_engine.js';
 
 const program = new Command();
@@ -22,7 +24,10 @@ program
     await runEngineDemo({ threads: opts.threads, log: (line: string) => console.log(line) });
   });
 
-registerClipCommands(program, (line) => console.log(line));
+const print = (line: string) => console.log(line);
+registerClipCommands(program, print);
+registerFitCommands(program, print);
+registerRunCommands(program, print);
 
 async function main(argv: string[]): Promise<void> {
   try {

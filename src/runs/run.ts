@@ -1,6 +1,7 @@
 // The handle on one run in the store. It holds only the name: every call reads the store, so a Run
 // got in another process (or after the caller came back) sees what the worker has written since.
 
+import { saveArtifact } from './artifact.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RunError } from '../errors.js';
 import type { FitOptions } from '../train/fit_types.js';
@@ -93,6 +94,11 @@ export class Run {
   /** Folder of the final model, once the worker recorded it. */
   artifactDir(): string | undefined {
     return this.info().artifactDir;
+  }
+
+  /** Copy the artifact of this (FINISHED) run to `dir`, which must not exist yet. */
+  async saveArtifact(dir: string): Promise<string> {
+    return saveArtifact(this, dir);
   }
 
   /** Resolves with the status once it is final. */
