@@ -122,3 +122,18 @@ test('without shuffling the seed does not matter; with it, it does; label-aware 
   assert.deepEqual(w.view('visual.conv1.weight'), init.view('visual.conv1.weight'), 'the locked image tower is unchanged');
   assert.notDeepEqual(w.view('text_projection'), init.view('text_projection'), 'the text tower trained');
 });
+
+test('a NaN loss fails the fit naming the step, and the last good checkpoint is kept', async (t) => {
+  if (!tiny) return t.skip();
+  const opts = { ...base(), epochs: 1 };
+  await fit(opts);
+  const ckpt = path.join(opts.workDir!, 'checkpoints', 'epoch-0001', 'params.safetensors');
+  const before = await ParamStore.fromSafetensors(ckpt);
+  // Resume for a second epoch with an absurd learning rate: AdamW moves every weight by ~lr.
+  await assert.rejects(fit({ ...opts, epochs: 2, learningRate: 1e38 }), (e: unknown) => {
+    assert.match(String((e as Error).message), /training failed at step \d+: .*(non-finite|loss is NaN)/);
+    return true;
+  });
+  const after = await ParamStore.fromSafetensors(ckpt);
+  assert.deepEqual(after.data, before.data, 'the epoch-1 checkpoint is untouched');
+});
