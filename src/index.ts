@@ -50,3 +50,12 @@ export { evaluateRetrieval, RECALL_CUTOFFS } from './eval/evaluate.js';
 export { knn } from './eval/knn.js';
 export type { Distance, KnnMatches } from './eval/knn.js';
 export * from './eval/metrics.js';
+
+// Fine-tuning.
+export { fit, FitError } from './train/fit.js';
+export type { FitOptions, FitHooks, FitResult, FitTimings, CallbackSpec, FreezeSpec, OptimizerOptionsJson, SchedulerOptionsJson } from './train/fit_types.js';
+export { Callback, EvaluationCallback, WiSEFTCallback, EarlyStopping, BestModelCheckpoint, TrainingCheckpoint, wiseFt } from './train/callbacks.js';
+export { makeSchedule } from './train/schedule.js';
+
+// Runs.
+export * from './runs/index.js';
