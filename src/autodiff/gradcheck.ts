@@ -4,6 +4,7 @@
 // float64 is used wherever onnxruntime's CPU kernels have it; otherwise float32 with a larger h
 // and a looser, stated tolerance.
 
+import { seededRandom } from '../util/random.js';
 import type { DType } from '../onnx/dtype.js';
 import { Graph } from '../onnx/graph.js';
 import type { Value } from '../onnx/graph.js';
@@ -41,17 +42,8 @@ export interface GradCheckResult {
   ok: boolean;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32), shared with the data shuffles. */
+export const rng = seededRandom;
 
 export const TOLERANCE: Record<'float64' | 'float32', { h: number; atol: number; rtol: number }> = {
   float64: { h: 1e-6, atol: 1e-7, rtol: 1e-5 },

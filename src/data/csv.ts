@@ -26,7 +26,7 @@ import { DataError } from '../errors.js';
 import { Document, DocumentArray, LABEL_TAG } from './document.js';
 import { firstInvalidUtf8, isBlankRecord, readRecords, sniffDelimiter } from './csv_parse.js';
 import type { RawRecord } from './csv_parse.js';
-import { componentLabels } from './pair_labels.js';
+import { componentLabels, labeledPair } from './pair_labels.js';
 import { hasImageExtension, localPath, uriKind } from './uri.js';
 
 export interface CsvOptions {
@@ -268,14 +268,7 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
   const { labels, count } = componentLabels(kept);
   const docs = new DocumentArray(
     kept.map((p, k) => {
-      const tags = { [LABEL_TAG]: labels[k] };
-      return new Document({
-        tags,
-        chunks: [
-          { text: p.text, modality: 'text', tags: { ...tags } },
-          { uri: p.image, modality: 'image', tags: { ...tags } },
-        ],
-      });
+      return labeledPair(p.text, p.image, labels[k]!);
     }),
   );
   return { docs, duplicates, labels: count };

@@ -5,6 +5,7 @@
 // modality?, tags, chunks?, matches?, scores?}; floats as plain numbers (float32 → double → float32
 // round-trips exactly).
 
+import { seededRandom } from '../util/random.js';
 import { randomBytes } from 'node:crypto';
 import { DataError } from '../errors.js';
 
@@ -197,19 +198,9 @@ function parseScores(v: unknown, where: string): Record<string, number> {
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
-/** mulberry32: a small seeded PRNG with full 2^32 period, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A permutation of 0..n-1 by a Fisher–Yates shuffle driven by `seededRandom(seed)`. */
+export { seededRandom };
+
 export function seededPermutation(n: number, seed: number): number[] {
   const rand = seededRandom(seed);
   const p = Array.from({ length: n }, (_, i) => i);

@@ -8,9 +8,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '../errors.js';
-import { Document, DocumentArray, LABEL_TAG } from './document.js';
+import { DocumentArray } from './document.js';
 import type { SkippedRow } from './csv.js';
-import { componentLabels } from './pair_labels.js';
+import { componentLabels, labeledPair } from './pair_labels.js';
 import { hasImageExtension } from './uri.js';
 
 export interface FolderOptions {
@@ -90,14 +90,7 @@ export async function loadFolder(dir: string, opts: FolderOptions = {}): Promise
   const { labels } = componentLabels(pairs);
   const docs = new DocumentArray(
     pairs.map((p, k) => {
-      const tags = { [LABEL_TAG]: labels[k] };
-      return new Document({
-        tags,
-        chunks: [
-          { text: p.text, modality: 'text', tags: { ...tags } },
-          { uri: p.image, modality: 'image', tags: { ...tags } },
-        ],
-      });
+      return labeledPair(p.text, p.image, labels[k]!);
     }),
   );
   return { docs, stats: { dir: root, images: images.length, docs: docs.length, uncaptioned, skipped } };

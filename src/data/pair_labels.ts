@@ -3,6 +3,8 @@
 // caption or an image (directly or through other pairs) get one label, so CLIP's contrastive loss
 // does not push them apart as negatives. Labels are 0, 1, 2, … in order of each component's first pair.
 
+import { Document, LABEL_TAG } from './document.js';
+
 export interface PairKey {
   text: string;
   /** The image's identity (its resolved uri, or a digest of its bytes). */
@@ -41,4 +43,16 @@ export function componentLabels(pairs: readonly PairKey[]): { labels: number[]; 
     return label;
   });
   return { labels, count: labelOf.size };
+}
+
+/** A pair document whose label sits on the root and on both chunks (Finetuner's layout). */
+export function labeledPair(text: string, imageUri: string, label: number): Document {
+  const tags = { [LABEL_TAG]: label };
+  return new Document({
+    tags,
+    chunks: [
+      { text, modality: 'text', tags: { ...tags } },
+      { uri: imageUri, modality: 'image', tags: { ...tags } },
+    ],
+  });
 }

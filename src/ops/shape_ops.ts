@@ -6,7 +6,7 @@ import type { DType } from '../onnx/dtype.js';
 import { DTYPE_BYTES, ONNX_DTYPE, typedArrayFrom } from '../onnx/dtype.js';
 import type { Dim } from '../onnx/dims.js';
 import { allStatic, broadcastShapes, dimDiv, dimProduct, isStatic, normAxis, sameDim } from '../onnx/dims.js';
-import type { InferContext, OutInfo } from './registry.js';
+import type { InferContext } from './registry.js';
 import { Value, attrInt, attrInts, constInts, defineOp, emit, emit1 } from './registry.js';
 
 const INT64_MAX = 9223372036854775807;
