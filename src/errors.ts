@@ -202,3 +202,18 @@ export class ExperimentError extends ClipfitError {
     super(`experiment '${experiment}': ${detail}`);
   }
 }
+
+/** Inputs that do not fit the selected tower: image documents given to clip-text, text documents to
+ * clip-vision, or a document with neither. Names the document's index and the tower. */
+export class ModalityError extends ClipfitError {
+  constructor(readonly index: number, readonly model: string, detail: string) {
+    super(`documents[${index}] (${model}): ${detail}`);
+  }
+}
+
+/** An artifact without the exported ONNX tower asked for. Names the file. */
+export class MissingOnnxError extends ClipfitError {
+  constructor(readonly file: string, detail: string) {
+    super(`ONNX model '${file}': ${detail}`);
+  }
+}

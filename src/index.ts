@@ -59,3 +59,8 @@ export { makeSchedule } from './train/schedule.js';
 
 // Runs.
 export * from './runs/index.js';
+
+// Inference on artifacts (Finetuner's get_model / encode) and evaluation of any model.
+export { getModel, encode, inferenceFromClip, evaluateModel } from './inference/index.js';
+export type { InferenceModel, GetModelOptions, InferenceEncodeOptions, EncodeData, Tower, EvaluateModelOptions, ModelEvaluation } from './inference/index.js';
+export { createProgress } from './train/progress.js';

@@ -74,7 +74,8 @@ describe('detached run worker', { concurrency: true }, () => {
     assert.equal(msgs[0], 'run goes-well created');
     assert.equal(msgs[1], `run goes-well started (experiment default, worker pid ${pid})`);
     assert.ok(msgs.includes('fake job: epoch 3 done'), 'the job logged its last epoch');
-    assert.ok(msgs.includes('metrics epoch 1: train_loss=0.5 recall_at_1=0.333333'), 'epoch 1 metrics are logged');
+    assert.ok(msgs.includes('recall_at_1: 0.333'), 'epoch metrics are logged, one per line');
+    assert.ok(msgs.some((m) => /^Training \[3\/3\] (.* )?4\/4 \d+:\d\d:\d\d loss: /.test(m)), 'Finetuner-style progress lines');
     assert.match(msgs.at(-1)!, /^run FINISHED: 3 epoch\(s\), 12 step\(s\); artifact .*goes-well\/artifact$/);
     assert.match(run.logs(), /^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  run goes-well created\n/);
     await waitFor('the worker to exit', () => !pidAlive(pid));

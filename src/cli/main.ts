@@ -4,6 +4,8 @@
 import { Command, CommanderError } from 'commander';
 import { ClipfitError } from '../errors.js';
 import { registerClipCommands } from './commands_clip.js';
+import { registerDataCommands } from './commands_data.js';
+import { registerEvalCommands } from './commands_eval.js';
 import { registerFitCommands } from './commands_fit.js';
 import { registerRunCommands } from './commands_runs.js';
 import { runEngineDemo } from './demo_engine.js';
@@ -12,6 +14,7 @@ const program = new Command();
 program
   .name('clipfit')
   .description('Fine-tune CLIP models for text-to-image search, locally, from TypeScript.')
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride();
 
@@ -28,6 +31,8 @@ const print = (line: string) => console.log(line);
 registerClipCommands(program, print);
 registerFitCommands(program, print);
 registerRunCommands(program, print);
+registerDataCommands(program, print);
+registerEvalCommands(program, print);
 
 async function main(argv: string[]): Promise<void> {
   try {

@@ -1,6 +1,7 @@
 // The body of a run, shared by the detached worker (worker.ts) and in-process runs: mark STARTED,
 // call fit with hooks that write the log, metrics and progress into the store, then record the end.
 
+import { createProgress } from '../train/progress.js';
 import { pathToFileURL } from 'node:url';
 import type { FitHooks, FitOptions, FitResult, LogLevel } from '../train/fit_types.js';
 import { appendLog } from './logs.js';
@@ -19,7 +20,6 @@ export async function loadFit(jobModule?: string): Promise<FitFn> {
 
 const CANCEL_POLL_MS = 250;
 const PROGRESS_STORE_MS = 1000;
-const PROGRESS_LOG_MS = 15_000;
 
 function describeError(err: unknown): { message: string; stack: string } {
   if (err instanceof Error) return { message: err.message || err.name, stack: err.stack ?? `${err.name}: ${err.message}` };
@@ -46,7 +46,19 @@ export async function executeRun(store: RunStore, name: string, getFit: () => Pr
   let cancelReason: string | undefined;
   let lastCancelCheck = 0;
   let lastProgressStore = 0;
-  let lastProgressLog = 0;
+  // Finetuner-style progress and metric lines (`Training [2/5] ━━━ 12/40 0:00:05 loss: 2.419`), as log lines.
+  let pendingText = '';
+  const bar = createProgress({
+    isTTY: false,
+    write(s: string) {
+      pendingText += s;
+      for (let i = pendingText.indexOf('\n'); i >= 0; i = pendingText.indexOf('\n')) {
+        const line = pendingText.slice(0, i).trimEnd();
+        pendingText = pendingText.slice(i + 1);
+        if (line) appendLog(log, 'info', line);
+      }
+    },
+  });
   const hooks: FitHooks = {
     log: (level: LogLevel, message: string) => void appendLog(log, level, message),
     progress: (p: RunProgress) => {
@@ -56,15 +68,11 @@ export async function executeRun(store: RunStore, name: string, getFit: () => Pr
         lastProgressStore = t;
         store.setProgress(name, p);
       }
-      if (epochEnd || t - lastProgressLog >= PROGRESS_LOG_MS) {
-        lastProgressLog = t;
-        appendLog(log, 'info', `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (${p.elapsedS.toFixed(1)} s)`);
-      }
+      bar.progress!(p);
     },
     metrics: (epoch: number, values: Record<string, number>) => {
       store.addMetrics(name, epoch, values);
-      const text = Object.entries(values).map(([k, v]) => `${k}=${Number(v.toPrecision(6))}`).join(' ');
-      appendLog(log, 'info', `metrics epoch ${epoch}: ${text}`);
+      bar.metrics!(epoch, values);
     },
     // Reading the flag is a cheap indexed SELECT, still only done every 250 ms.
     shouldStop: () => {

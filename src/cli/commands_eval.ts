@@ -1,0 +1,54 @@
+// `clipfit eval`: text-to-image retrieval metrics of any model on labelled pairs.
+
+import type { Command } from 'commander';
+import { ConfigError } from '../errors.js';
+import type { Distance } from '../eval/knn.js';
+import { evaluateModel } from '../inference/evaluate_model.js';
+
+type Print = (line: string) => void;
+
+const positiveInt = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(flag, `must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+export function registerEvalCommands(program: Command, print: Print): void {
+  program
+    .command('eval')
+    .description('Text-to-image retrieval metrics of a model: the captions of --query-data searched against the images of --index-data')
+    .requiredOption('--model <model>', 'a model folder, a fit() artifact or name::tag')
+    .requiredOption('--query-data <data>', 'pairs whose captions are the queries: CSV/TSV, JSONL, image folder or dataset:NAME[@vN]')
+    .requiredOption('--index-data <data>', 'pairs whose images are searched (may be the query data)')
+    .option('--limit <n>', 'matches per query', positiveInt('--limit'), 20)
+    .option('--distance <d>', 'cosine, euclidean or sqeuclidean', 'cosine')
+    .option('--tokenizer <path>', 'tokenizer folder or bpe_simple_vocab_16e6.txt.gz when the model folder has none')
+    .option('--onnx', "run the artifact's exported ONNX towers (clip-text/model.onnx, clip-vision/model.onnx)")
+    .option('--exclude-self', 'do not count an index row with the query’s own id')
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 32)
+    .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option('--json', 'print the metrics as JSON')
+    .addHelpText(
+      'after',
+      '\nLabels come from finetuner_label, else a caption is relevant to its own pair\'s image.\n\nExamples:\n  $ clipfit eval --model ViT-B-32::openai --query-data test.csv --index-data test.csv\n  $ clipfit eval --model runs/shoes/artifact --query-data dataset:shoes-test --index-data dataset:shoes-test --json',
+    )
+    .action(async (o: { model: string; queryData: string; indexData: string; limit: number; distance: string; tokenizer?: string; onnx?: boolean; excludeSelf?: boolean; batchSize: number; device: string; json?: boolean }) => {
+      if (!['cosine', 'euclidean', 'sqeuclidean'].includes(o.distance)) throw new ConfigError('--distance', `must be cosine, euclidean or sqeuclidean, got ${JSON.stringify(o.distance)}`);
+      if (o.device !== 'cpu' && o.device !== 'cuda') throw new ConfigError('--device', `must be cpu or cuda, got ${JSON.stringify(o.device)}`);
+      const r = await evaluateModel({
+        model: o.model,
+        queryData: o.queryData,
+        indexData: o.indexData,
+        limit: o.limit,
+        distance: o.distance as Distance,
+        tokenizer: o.tokenizer,
+        isOnnx: o.onnx,
+        excludeSelf: o.excludeSelf,
+        batchSize: o.batchSize,
+        device: o.device,
+      });
+      if (o.json) return print(JSON.stringify(r.metrics, null, 2));
+      print(`${o.model}: ${r.queries} caption queries against ${r.index} images (limit ${o.limit}, ${o.distance})`);
+      for (const [k, v] of Object.entries(r.metrics)) print(`${k}: ${v.toFixed(4)}`);
+    });
+}
