@@ -323,3 +323,26 @@ test('the update fused into a training graph equals the standalone step', async 
   }
   await Promise.all([sF.release(), sP.release(), optP.dispose()]);
 });
+
+test('in place, the update writes into the live stores and gives the same bits as double-buffered', async (t) => {
+  const dir = requireFixture('tiny', t);
+  if (!dir) return;
+  const a = await ParamStore.fromSafetensors(path.join(dir, 'model.safetensors'));
+  const b = a.clone();
+  const gradFile = await readSafetensors(path.join(dir, 'grads.safetensors'));
+  const grads = ParamStore.fromShapes(a.entries);
+  for (const e of a.entries) grads.set(e.name, dense(gradFile, 'grad.', e.name, e.size));
+  const opts = { lr: 1e-3, betas: [0.9, 0.98] as const, eps: 1e-6, weightDecay: 0.2 };
+  const buffered = new AdamW(a, opts);
+  const inPlace = new AdamW(b, { ...opts, inPlace: true });
+  const before = b.data;
+  for (let k = 0; k < 2; k++) {
+    await buffered.step(a, grads);
+    await inPlace.step(b, grads);
+  }
+  assert.equal(b.data, before, 'the same buffer, updated in place');
+  assert.equal(maxAbsDiff(a.data, b.data), 0);
+  assert.equal(maxAbsDiff(buffered.state['exp_avg_sq']!.data, inPlace.state['exp_avg_sq']!.data), 0);
+  await buffered.dispose();
+  await inPlace.dispose();
+});

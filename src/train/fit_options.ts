@@ -88,7 +88,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
 }
 
 export function makeOptimizer(o: ResolvedFitOptions, params: ParamStore, groups: ParamGroupOptions[]): Optimizer {
-  const common = { lr: o.learningRate, groups, maxGradNorm: o.maxGradNorm, checkFinite: true, session: { device: o.device } };
+  const common = { lr: o.learningRate, groups, maxGradNorm: o.maxGradNorm, checkFinite: true, inPlace: true, session: { device: o.device } };
   const oo = o.optimizerOptions;
   if (o.optimizer === 'sgd') return new SGD(params, { ...common, momentum: oo.momentum ?? 0.9, nesterov: oo.nesterov ?? false });
   const adam = { ...common, betas: oo.betas as [number, number], eps: oo.eps ?? 1e-6 };

@@ -43,6 +43,8 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
   /** Throw NonFiniteError (and leave everything unchanged) when a gradient holds NaN or Inf. */
   checkFinite?: boolean;
+  /** Write updates into the live parameter and state stores (half the memory; a failed NaN/Inf check then leaves them updated). */
+  inPlace?: boolean;
   /** onnxruntime options for the standalone update session. */
   session?: SessionOptions;
 }
@@ -239,9 +241,18 @@ export abstract class Optimizer {
       const pe = params.entry(name);
       if (pe.size !== e.size || pe.shape.some((d, i) => d !== e.shape[i])) throw new ParamError(name, `store shape [${pe.shape}] differs from the optimizer's [${e.shape}]`);
     }
-    if (!this.spareParams || !this.spareParams.sameLayout(params)) this.spareParams = ParamStore.fromShapes(params.entries);
+    // In place, onnxruntime-node's outputs land in the live stores: safe, because the binding copies
+    // each output into its target only after the run has read every input. Double-buffered, a step
+    // that fails its NaN/Inf check leaves everything as it was, at the cost of a second copy of the
+    // parameters and the state.
     const rule = update.rule;
-    for (const slot of rule.slots) if (!this.spareState[slot]) this.spareState[slot] = ParamStore.fromShapes(this.subShapes);
+    const inPlace = this.opts.inPlace ?? false;
+    if (!inPlace) {
+      if (!this.spareParams || !this.spareParams.sameLayout(params)) this.spareParams = ParamStore.fromShapes(params.entries);
+      for (const slot of rule.slots) if (!this.spareState[slot]) this.spareState[slot] = ParamStore.fromShapes(this.subShapes);
+    }
+    const paramsOut = inPlace ? params : this.spareParams!;
+    const stateOut = (slot: string): ParamStore => (inPlace ? this.state[slot]! : this.spareState[slot]!);
 
     const t = this.stepCount + 1;
     const inputs = new Set(session.inputNames);
@@ -249,10 +260,10 @@ export abstract class Optimizer {
     for (const e of params.entries) if (inputs.has(e.name)) feeds[e.name] = params.tensor(e.name);
     const into: Record<string, Tensor> = {};
     update.params.forEach((p, i) => {
-      into[update.newParams[i]!.name] = this.spareParams!.tensor(p.name);
+      into[update.newParams[i]!.name] = paramsOut.tensor(p.name);
       rule.slots.forEach((slot, k) => {
         feeds[update.stateInputs[k]![i]!.name] = this.state[slot]!.tensor(p.name);
-        into[update.newState[k]![i]!.name] = this.spareState[slot]!.tensor(p.name);
+        into[update.newState[k]![i]!.name] = stateOut(slot).tensor(p.name);
       });
     });
     const sc = rule.scalars(t, this.groups.map((g) => g.lr));
@@ -275,9 +286,11 @@ export abstract class Optimizer {
     }
     // Parameters the update does not touch (frozen) carry over into the new buffer.
     const updated = new Set(update.params.map((p) => p.name));
-    for (const e of params.entries) if (!updated.has(e.name)) this.spareParams.view(e.name).set(params.view(e.name));
-    params.swap(this.spareParams);
-    for (const slot of rule.slots) this.state[slot]!.swap(this.spareState[slot]!);
+    if (!inPlace) {
+      for (const e of params.entries) if (!updated.has(e.name)) this.spareParams!.view(e.name).set(params.view(e.name));
+      params.swap(this.spareParams!);
+      for (const slot of rule.slots) this.state[slot]!.swap(this.spareState[slot]!);
+    }
     this.stepCount = t;
 
     const rest: Record<string, Tensor> = {};
