@@ -27,6 +27,9 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Write the optimized model here (for inspection). */
   optimizedModelPath?: string;
+  /** onnxruntime's CPU memory arena (default on) and memory-pattern planning (default on). */
+  memArena?: boolean;
+  memPattern?: boolean;
   /** Log severity 0 (verbose) … 4 (fatal); default 3. */
   logLevel?: 0 | 1 | 2 | 3 | 4;
 }
@@ -84,6 +87,8 @@ export class Session {
       executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 } as never, 'cpu'] : ['cpu'],
     };
     if (opts.optimizedModelPath) so.optimizedModelFilePath = opts.optimizedModelPath;
+    if (opts.memArena !== undefined) so.enableCpuMemArena = opts.memArena;
+    if (opts.memPattern !== undefined) so.enableMemPattern = opts.memPattern;
     try {
       return new Session(await ort.InferenceSession.create(bytes, so), name);
     } catch (err) {
