@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
-import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns } from '../runs/launch.js';
+import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../runs/launch.js';
 import type { Run } from '../runs/run.js';
 import type { RunRecord } from '../runs/store.js';
 
@@ -181,6 +181,18 @@ Examples:
       const run = getRun(name);
       await run.cancel({ graceMs: o.grace * 1000 });
       print(describeStatus(run.info()));
+    });
+
+  runs
+    .command('resume')
+    .description('Run a FAILED or CANCELED run again from its last epoch checkpoint (same final weights as an uninterrupted run)')
+    .argument('<name>', 'run name')
+    .option('--wait', 'follow it to the end; exit non-zero when it fails')
+    .addHelpText('after', '\nExample:\n  $ clipfit runs resume swift-heron-3fa9 --wait')
+    .action(async (name: string, o: { wait?: boolean }) => {
+      const run = resumeRun(name);
+      print(`resumed run ${name}`);
+      process.exitCode = await followRun(run, print, { wait: !!o.wait });
     });
 
   runs

@@ -9,6 +9,7 @@ export {
   inProcessRun,
   listExperiments,
   listRuns,
+  resumeRun,
   startRun,
 } from './launch.js';
 export type { StartRunOptions, StoreOption } from './launch.js';

@@ -59,16 +59,22 @@ export function startRun(options: FitOptions, opts: StartRunOptions = {}): Run {
     return new Run(store, name);
   }
 
+  spawnWorker(store, name, rec.dir, rec.cwd, jobModule);
+  return new Run(store, name);
+}
+
+/** Start the detached worker of a CREATED run. */
+function spawnWorker(store: RunStore, name: string, dir: string, cwd: string, jobModule?: string): void {
   const { execPath, args } = workerCommand();
   // The worker's own stdout/stderr go to a file in the run folder: a crash before it can log (a bad
   // install, a syntax error) still leaves a trace there.
-  const out = openSync(path.join(rec.dir, 'worker.out'), 'a');
+  const out = openSync(path.join(dir, 'worker.out'), 'a');
   let child;
   try {
     child = spawn(execPath, [...args, store.home, name, ...(jobModule ? [jobModule] : [])], {
       detached: true,
       stdio: ['ignore', out, out],
-      cwd: rec.cwd,
+      cwd,
       env: process.env,
     });
   } catch (err) {
@@ -83,6 +89,18 @@ export function startRun(options: FitOptions, opts: StartRunOptions = {}): Run {
   });
   if (child.pid !== undefined) store.setPid(name, child.pid);
   child.unref();
+}
+
+/**
+ * Run a FAILED or CANCELED run again in a new worker: fit() finds the run's epoch checkpoints in its
+ * folder and resumes from the newest, reaching the same final weights as an uninterrupted run.
+ */
+export function resumeRun(name: string, opts: StoreOption = {}): Run {
+  const store = RunStore.open(opts.home);
+  const rec = store.get(name);
+  if (!store.reopen(name)) throw new RunError(name, `is ${rec.status}; only a FAILED or CANCELED run can be resumed`);
+  appendLog(store.logFile(name), 'info', `run ${name} resumed`);
+  spawnWorker(store, name, rec.dir, rec.cwd, rec.jobModule);
   return new Run(store, name);
 }
 

@@ -289,6 +289,18 @@ export class RunStore {
     );
   }
 
+  /** FAILED | CANCELED → CREATED, to run again from its checkpoints; false for any other status. */
+  reopen(name: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE runs SET status = 'CREATED', reason = NULL, pid = NULL, pid_start = NULL, finished_at = NULL,
+             cancel_request = NULL, in_process = 0 WHERE name = ? AND status IN ('FAILED','CANCELED')`,
+        )
+        .run(name).changes === 1
+    );
+  }
+
   /** Ask the worker to stop; false when the run already has a final status. */
   requestCancel(name: string, reason: string): boolean {
     return (
