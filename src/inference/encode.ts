@@ -1,6 +1,7 @@
 // Finetuner's `encode`: embed captions or images with one tower, batch by batch, and set each
 // Document's `embedding`. Every item's modality is checked before any model runs.
 
+import { l2NormalizeRows } from '../models/clip/embedding_utils.js';
 import { Document } from '../data/document.js';
 import { ConfigError } from '../errors.js';
 import type { Embeddings } from '../models/clip/clip_model.js';
@@ -15,17 +16,6 @@ export interface InferenceEncodeOptions {
   normalize?: boolean;
   /** Images decoded in parallel (default 4). */
   concurrency?: number;
-}
-
-/** Rows scaled to unit length; an all-zero row stays zero. */
-export function l2NormalizeRows(m: Float32Array, dim: number): void {
-  for (let r = 0; r < m.length / dim; r++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += m[r * dim + j]! ** 2;
-    if (s === 0) continue;
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < dim; j++) m[r * dim + j]! *= inv;
-  }
 }
 
 /**

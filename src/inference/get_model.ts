@@ -3,6 +3,7 @@
 // the safetensors weights through ClipModel. Both get the tokenizer and the image preprocessing
 // (size, mean, std) from the artifact folder, so they give the same embeddings.
 
+import { tokenizeTrimmed } from '../models/clip/embedding_utils.js';
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, MissingOnnxError, RuntimeError, UnknownModelError } from '../errors.js';
@@ -88,16 +89,6 @@ async function tokenizerFor(dir: string, given?: string | ClipTokenizer): Promis
   if (given instanceof ClipTokenizer) return given;
   if (given) return /\.(gz|txt)$/.test(given) ? ClipTokenizer.fromBpeGz(given) : ClipTokenizer.fromFolder(given);
   return ClipTokenizer.fromFolder(dir);
-}
-
-/** Token ids [n, L] with L the longest caption's length (sot…eot): the causal mask makes the cut exact. */
-export function tokenizeTrimmed(tokenizer: ClipTokenizer, texts: readonly string[], contextLength: number): Tensor {
-  const { ids, shape, eotIndex } = tokenizer.tokenize([...texts], { contextLength });
-  const ctx = shape[1];
-  const len = Math.max(...eotIndex) + 1;
-  const out = new BigInt64Array(texts.length * len);
-  for (let i = 0; i < texts.length; i++) for (let j = 0; j < len; j++) out[i * len + j] = BigInt(ids[i * ctx + j]!);
-  return { dtype: 'int64', shape: [texts.length, len], data: out };
 }
 
 async function onnxBackend(dir: string, config: ClipConfig, tower: Tower, opts: GetModelOptions): Promise<Backend> {

@@ -3,7 +3,7 @@
 
 import { ClipfitError } from '../errors.js';
 import type { DType } from '../onnx/dtype.js';
-import { DTYPE_BYTES, ONNX_DTYPE, typedArrayFrom } from '../onnx/dtype.js';
+import { ONNX_DTYPE, typedArrayFrom } from '../onnx/dtype.js';
 import type { Dim } from '../onnx/dims.js';
 import { allStatic, broadcastShapes, dimDiv, dimProduct, isStatic, normAxis, sameDim } from '../onnx/dims.js';
 import type { InferContext } from './registry.js';
@@ -63,8 +63,6 @@ defineOp({
 
 /** Zeros with the runtime shape given by an int64 vector. */
 export function zerosOfShape(shape: Value, dtype: DType): Value {
-  const bytes = DTYPE_BYTES[dtype];
-  void bytes;
   return emit1('ConstantOfShape', [shape], { value: { t: { dtype, shape: [1], data: typedArrayFrom(dtype, [0]) } } });
 }
 
@@ -187,7 +185,6 @@ defineOp({
         if (!sameDim(d, out[i]!) && isStatic(d) && isStatic(out[i]!)) c.fail(`dim ${i} differs`);
       });
     }
-    out[axis] = dimProduct([]) as number;
     let sum: Dim = 0;
     for (const v of ins) {
       const d = v.shape[axis]!;

@@ -17,6 +17,7 @@ import { resolveModel } from './hub.js';
 import type { ResolveOptions } from './hub.js';
 import { preprocessBatch } from './preprocess.js';
 import { ClipTokenizer } from './tokenizer.js';
+import { l2NormalizeRows, tokenizeTrimmed } from './embedding_utils.js';
 
 export interface LoadOptions extends ResolveOptions {
   /** Tokenizer folder or file when the model folder carries none (an open_clip folder). */
@@ -48,15 +49,6 @@ async function loadTokenizer(files: TokenizerFiles, dir: string, given?: string 
     dir,
     'the model folder has no tokenizer files (vocab.json + merges.txt, tokenizer.json or bpe_simple_vocab_16e6.txt.gz); add them or pass the tokenizer option',
   );
-}
-
-function l2NormalizeRows(m: Float32Array, dim: number): void {
-  for (let r = 0; r < m.length / dim; r++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += m[r * dim + j]! ** 2;
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < dim; j++) m[r * dim + j]! *= inv;
-  }
 }
 
 export class ClipModel {
@@ -112,12 +104,7 @@ export class ClipModel {
 
   /** Token ids of one batch, cut to its longest caption (the causal mask makes that exact). */
   tokenize(texts: readonly string[]): Tensor {
-    const { ids, shape, eotIndex } = this.tokenizer.tokenize(texts, { contextLength: this.config.model_cfg.text_cfg.context_length });
-    const ctx = shape[1];
-    const len = Math.max(...eotIndex) + 1;
-    const out = new BigInt64Array(texts.length * len);
-    for (let i = 0; i < texts.length; i++) for (let j = 0; j < len; j++) out[i * len + j] = BigInt(ids[i * ctx + j]!);
-    return { dtype: 'int64', shape: [texts.length, len], data: out };
+    return tokenizeTrimmed(this.tokenizer, texts, this.config.model_cfg.text_cfg.context_length);
   }
 
   async encodeTexts(texts: readonly string[], opts: EncodeOptions = {}): Promise<Embeddings> {
