@@ -4,6 +4,7 @@
 export * from './elementwise.js';
 export * from './reduce.js';
 export * from './shape_ops.js';
+export * from './gather.js';
 export * from './matmul.js';
 export * from './nn.js';
 export { allOps, emit, emit1, getOp } from './registry.js';

@@ -8,7 +8,8 @@ import { add, div, erf, exp, mul, neg, sigmoid, sqrt, sub } from './elementwise.
 import { reduceMean, reduceSum } from './reduce.js';
 import type { InferContext } from './registry.js';
 import { Value, attrInt, defineOp, emit, emit1 } from './registry.js';
-import { gatherElements, squeeze, unsqueeze } from './shape_ops.js';
+import { gatherElements } from './gather.js';
+import { squeeze, unsqueeze } from './shape_ops.js';
 
 function sameAsInput(c: InferContext) {
   const x = c.x(0);
