@@ -176,3 +176,13 @@ test('followRun: Ctrl-C stops following, not the run, and says how to reattach',
   }
   assert.equal(await followRun(run, () => {}, { wait: true }), 1);
 });
+
+test('runs logs --json, resume, and delete --json', async () => {
+  const entries = JSON.parse((await cli('runs', 'logs', 'cli-ok', '--json')).join('\n')) as { level: string; message: string }[];
+  assert.equal(entries[0]!.message, 'run cli-ok created');
+  assert.ok(entries.every((e) => ['info', 'warn', 'error'].includes(e.level)));
+  await assert.rejects(cli('runs', 'resume', 'cli-ok'), (e: unknown) => e instanceof RunError && /is FINISHED; only a FAILED or CANCELED run can be resumed/.test(e.message));
+  await inProcess('to-delete', 'ok?stepMs=1', 'cli', 1);
+  assert.deepEqual(JSON.parse((await cli('runs', 'delete', 'to-delete', '--json')).join('\n')), { deleted: 'to-delete' });
+  assert.throws(() => getRun('to-delete'), RunError);
+});

@@ -145,9 +145,11 @@ Examples:
     .description("Print a run's log; with --follow, keep printing new lines until the run ends")
     .argument('<name>', 'run name')
     .option('-f, --follow', 'follow the log of a live run (Ctrl-C stops following, not the run); exits 1 if the run fails or is canceled')
+    .option('--json', 'print the log entries as JSON ([{ time, level, message }])')
     .addHelpText('after', '\nExamples:\n  $ clipfit runs logs swift-heron-3fa9\n  $ clipfit runs logs swift-heron-3fa9 -f')
-    .action(async (name: string, o: { follow?: boolean }) => {
+    .action(async (name: string, o: { follow?: boolean; json?: boolean }) => {
       const run = getRun(name);
+      if (o.json && !o.follow) return print(JSON.stringify(run.logEntries(), null, 2));
       if (!o.follow) {
         for (const line of run.logs().split('\n')) if (line) print(line);
         return;
@@ -175,11 +177,13 @@ Examples:
     .description('Cancel a run: it stops at its next step (its worker gets SIGTERM if it does not within the grace time)')
     .argument('<name>', 'run name')
     .option('--grace <seconds>', 'seconds to wait for the run to stop before SIGTERM', (v) => Number.parseFloat(v), 15)
+    .option('--json', 'print the run record as JSON')
     .addHelpText('after', '\nExamples:\n  $ clipfit runs cancel swift-heron-3fa9\n  $ clipfit runs cancel swift-heron-3fa9 --grace 60')
-    .action(async (name: string, o: { grace: number }) => {
+    .action(async (name: string, o: { grace: number; json?: boolean }) => {
       if (!(o.grace >= 0)) throw new ConfigError('--grace', `must be a number of seconds >= 0, got ${o.grace}`);
       const run = getRun(name);
       await run.cancel({ graceMs: o.grace * 1000 });
+      if (o.json) return print(JSON.stringify(run.info(), null, 2));
       print(describeStatus(run.info()));
     });
 
@@ -200,10 +204,11 @@ Examples:
     .description("Delete a run: its record, metrics and folder (log, checkpoints, artifact)")
     .argument('<name>', 'run name')
     .option('--force', 'also delete a live run (its worker is killed)')
+    .option('--json', 'print { "deleted": name } as JSON')
     .addHelpText('after', '\nExamples:\n  $ clipfit runs delete swift-heron-3fa9\n  $ clipfit runs delete swift-heron-3fa9 --force')
-    .action(async (name: string, o: { force?: boolean }) => {
+    .action(async (name: string, o: { force?: boolean; json?: boolean }) => {
       await deleteRun(name, { force: !!o.force });
-      print(`deleted run ${name}`);
+      print(o.json ? JSON.stringify({ deleted: name }) : `deleted run ${name}`);
     });
 
   const experiments = program
