@@ -91,6 +91,7 @@ export function registerDataCommands(program: Command, print: Print): void {
   ds.command('list')
     .description('List the datasets in the store with their versions')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  $ clipfit datasets list\n  $ clipfit datasets list --json')
     .action(async (o: { json?: boolean }) => {
       const all = await listDatasets();
       if (o.json) return print(JSON.stringify(all, null, 2));
@@ -104,6 +105,7 @@ export function registerDataCommands(program: Command, print: Print): void {
   ds.command('delete <name>')
     .description('Delete one version of NAME, or (without --version) all of it')
     .option('--version <n>', 'delete only this version; NAME@vN works too', parseVersion)
+    .addHelpText('after', '\nExamples:\n  $ clipfit datasets delete shoes@v1\n  $ clipfit datasets delete shoes')
     .action(async (spec: string, o: { version?: number }) => {
       const { name, version } = nameAndVersion(spec, o.version);
       await deleteDataset(name, version);
