@@ -186,3 +186,16 @@ test('runs logs --json, resume, and delete --json', async () => {
   assert.deepEqual(JSON.parse((await cli('runs', 'delete', 'to-delete', '--json')).join('\n')), { deleted: 'to-delete' });
   assert.throws(() => getRun('to-delete'), RunError);
 });
+
+test("followRun on a terminal draws a live bar from the run's progress instead of its plain progress lines", async () => {
+  const run = startRun({ model: 'fake', trainData: 'ok?stepMs=300', runName: 'live-bar', experimentName: 'cli', epochs: 1, batchSize: 6 }, { jobModule: JOB, detach: false });
+  let screen = '';
+  const printed: string[] = [];
+  const code = await followRun(run, (l) => printed.push(l), { wait: true, pollMs: 50, live: { isTTY: true, write: (s: string) => void (screen += s) } });
+  await inProcessRun('live-bar');
+  assert.equal(code, 0);
+  assert.match(screen, /\r.*Training \[1\/1\] .*━.* \d\/6 /, 'a bar redrawn in place');
+  assert.ok(!/ INFO  Training \[/.test(screen), 'the plain progress lines are left out');
+  assert.match(screen, /run live-bar started/, 'other log lines still show');
+  assert.match(printed.at(-1)!, /run live-bar FINISHED/);
+});

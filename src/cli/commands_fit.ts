@@ -193,7 +193,7 @@ Examples:
         print(`follow it with: clipfit runs logs ${run.name} -f`);
         return;
       }
-      const code = await followRun(run, print, { wait: true });
+      const code = await followRun(run, print, { wait: true, ...(process.stdout.isTTY ? { live: process.stdout } : {}) });
       process.exitCode = flags.wait ? code : 0;
     });
 

@@ -1,5 +1,7 @@
 // `clipfit runs …` and `clipfit experiments …`, and followRun for `clipfit fit`. Only the CLI prints.
 
+import { createProgress } from '../train/progress.js';
+import type { ProgressStream } from '../train/progress.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../runs/launch.js';
@@ -14,6 +16,8 @@ export interface FollowRunOptions {
   /** Stop following (as Ctrl-C does). */
   signal?: AbortSignal;
   pollMs?: number;
+  /** A terminal: draw the run's progress as a live bar there instead of its plain progress lines. */
+  live?: ProgressStream;
 }
 
 const reattach = (name: string): string => `clipfit runs logs ${name} -f`;
@@ -54,9 +58,23 @@ export async function followRun(run: Run, print: Print, opts: FollowRunOptions):
   opts.signal?.addEventListener('abort', onOuterAbort);
   if (opts.signal?.aborted) stop.abort();
   process.on('SIGINT', onSigint);
+  // On a terminal the worker's progress (stored about once a second) drives a live bar; its plain
+  // `Training [e/E] …` log lines, written for files and pipes, are then left out.
+  const bar = opts.live ? createProgress(opts.live) : null;
+  const timer = bar
+    ? setInterval(() => {
+        const p = run.status().progress;
+        if (p) bar.progress(p);
+      }, 250)
+    : null;
   try {
-    for await (const line of run.streamLogs({ signal: stop.signal, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) })) print(line);
+    for await (const line of run.streamLogs({ signal: stop.signal, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) })) {
+      if (!bar) print(line);
+      else if (!/ Training \[\d+\/\d+\] /.test(line)) bar.log('info', line);
+    }
   } finally {
+    if (timer) clearInterval(timer);
+    bar?.close();
     process.off('SIGINT', onSigint);
     opts.signal?.removeEventListener('abort', onOuterAbort);
   }
@@ -154,7 +172,7 @@ Examples:
         for (const line of run.logs().split('\n')) if (line) print(line);
         return;
       }
-      const code = await followRun(run, print, { wait: true });
+      const code = await followRun(run, print, { wait: true, ...(process.stdout.isTTY ? { live: process.stdout } : {}) });
       if (code !== 0) process.exitCode = code;
     });
 
