@@ -1,11 +1,14 @@
 // `clipfit models` and `clipfit encode`.
 
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { writeNpy } from '../formats/npy.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import { describeModels } from '../models/clip/registry.js';
+import { createModelFolder } from '../models/clip/init.js';
+import type { TokenizerFiles } from '../models/clip/checkpoint.js';
 
 type Print = (line: string) => void;
 
@@ -33,6 +36,22 @@ export function registerClipCommands(program: Command, print: Print): void {
         const tags = m.pretrained.map((p) => `${p.id} (${p.repo})`).join(', ') || '-';
         print([m.name, m.embed_dim, (m.params / 1e6).toFixed(1) + 'M', m.image_size, m.context_length, tags].join('\t'));
       }
+    });
+
+  program
+    .command('init')
+    .description('Write a model folder with a freshly initialised architecture (OpenAI\'s init), to train from scratch with fit')
+    .argument('<architecture>', 'a name from `clipfit models`, e.g. ViT-B-32')
+    .requiredOption('--out <dir>', 'model folder to write')
+    .requiredOption('--tokenizer <path>', 'bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt')
+    .option('--seed <n>', 'seed', (v) => Number.parseInt(v, 10), 0)
+    .addHelpText('after', '\nExample:\n  $ clipfit init ViT-B-32 --tokenizer ./vocab --out ./scratch-model --seed 1')
+    .action(async (arch: string, o: { out: string; tokenizer: string; seed: number }) => {
+      const tok: TokenizerFiles = /\.(gz|txt)$/.test(o.tokenizer)
+        ? { kind: 'bpe-gz', file: o.tokenizer }
+        : { kind: 'vocab-merges', vocab: path.join(o.tokenizer, 'vocab.json'), merges: path.join(o.tokenizer, 'merges.txt') };
+      await createModelFolder(o.out, arch, tok, o.seed);
+      print(`wrote a freshly initialised ${arch} to ${o.out}`);
     });
 
   program
