@@ -35,6 +35,17 @@ const BYTE_TO_CHAR: readonly string[] = (() => {
 })();
 const CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(bytesToUnicode().map(([b, c]) => [c, b]));
 
+/** The pre-tokens of a caption (cleaned, lower-cased, split by SimpleTokenizer's pattern), as byte-level symbols. */
+export function preTokenSymbols(text: string): string[] {
+  const out: string[] = [];
+  for (const m of cleanCaption(text).matchAll(PRETOKEN_RE)) {
+    let sym = '';
+    for (const b of new TextEncoder().encode(m[0])) sym += BYTE_TO_CHAR[b]!;
+    out.push(sym);
+  }
+  return out;
+}
+
 /** Most pre-tokens kept in the BPE cache; the oldest entry goes first. */
 const CACHE_LIMIT = 50_000;
 
