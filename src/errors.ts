@@ -217,3 +217,24 @@ export class MissingOnnxError extends ClipfitError {
     super(`ONNX model '${file}': ${detail}`);
   }
 }
+
+/** A vector whose length is not the index's dimension. Names the item id and both dimensions. */
+export class VectorDimensionError extends ClipfitError {
+  constructor(readonly id: string, readonly expected: number, readonly actual: number) {
+    super(`vector '${id}': dimension ${actual}, but the index holds dimension ${expected}`);
+  }
+}
+
+/** An id that is not in the vector index (e.g. on remove). */
+export class UnknownVectorIdError extends ClipfitError {
+  constructor(readonly id: string, readonly where: string) {
+    super(`vector '${id}': no such id in the index ${where}`);
+  }
+}
+
+/** An index folder whose files cannot be read back. Names the file. */
+export class CorruptIndexError extends ClipfitError {
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`index file '${file}': ${detail}`, options);
+  }
+}

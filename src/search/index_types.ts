@@ -1,0 +1,56 @@
+// The contract every vector index in clipfit search implements: an embedded folder index (exact or
+// HNSW) and a Postgres + pgvector adapter. Vectors are CLIP embeddings; scores are cosine similarity.
+
+export type Metadata = Record<string, unknown>;
+
+export interface IndexItem {
+  id: string;
+  vector: Float32Array;
+  metadata?: Metadata;
+}
+
+/** A stored item as returned by get(); the vector is the stored, L2-normalised copy. */
+export interface StoredItem {
+  id: string;
+  vector: Float32Array;
+  metadata: Metadata | undefined;
+}
+
+export interface SearchHit {
+  id: string;
+  /** Cosine similarity in [-1, 1], higher is closer. */
+  score: number;
+  metadata: Metadata | undefined;
+}
+
+export interface SearchOptions {
+  /** Keep only hits for which this returns true (applied before the top-k cut). */
+  filter?: (id: string, metadata: Metadata | undefined) => boolean;
+  /** HNSW search breadth (usearch expansion / pgvector hnsw.ef_search); ignored by exact search. */
+  ef?: number;
+  /** Force a brute-force scan even on an approximate index. */
+  exact?: boolean;
+}
+
+export interface VectorIndex {
+  /** Vector dimension, fixed for the life of the index. */
+  readonly dim: number;
+  /** Identifier of the embedding model the vectors came from (e.g. 'openai/clip-vit-base-patch32@<hash>'). */
+  readonly model: string;
+  /** Upsert by id; when the promise resolves the batch is durable (embedded: fsync'd to the log). */
+  add(items: readonly IndexItem[]): Promise<void>;
+  /** Delete one id; throws UnknownVectorIdError when absent. */
+  remove(id: string): Promise<void>;
+  get(id: string): Promise<StoredItem | undefined>;
+  /** Top-k by cosine similarity, best first. */
+  search(query: Float32Array, k: number, opts?: SearchOptions): Promise<SearchHit[]>;
+  size(): Promise<number>;
+  /** True when the index was built from another embedding model than `modelId`. */
+  needsRebuild(modelId: string): boolean;
+  /** Drop every item; with `modelId`, the emptied index is re-labelled for that model. */
+  clear(modelId?: string): Promise<void>;
+  /** Make every acknowledged write durable and compact where the backend does so. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
