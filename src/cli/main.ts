@@ -8,6 +8,7 @@ import { registerDataCommands } from './commands_data.js';
 import { registerEvalCommands } from './commands_eval.js';
 import { registerFitCommands } from './commands_fit.js';
 import { registerRunCommands } from './commands_runs.js';
+import { registerPretrainCommands } from './commands_pretrain.js';
 import { runEngineDemo } from './demo_engine.js';
 
 const program = new Command();
@@ -33,6 +34,7 @@ registerFitCommands(program, print);
 registerRunCommands(program, print);
 registerDataCommands(program, print);
 registerEvalCommands(program, print);
+registerPretrainCommands(program);
 
 async function main(argv: string[]): Promise<void> {
   try {

@@ -33,6 +33,37 @@ function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/** IEEE binary16 bits of x, rounded to nearest even (overflow → ±Inf, underflow → subnormal or ±0). */
+export function floatToHalf(x: number): number {
+  F32[0] = x;
+  const b = U32[0]!;
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half: value = m·2⁻²⁴ with m = (1.mant)·2^(exp−127+24−23) = full mantissa ≫ (14 − e).
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A carry out of the mantissa correctly bumps the exponent (and reaches Inf at the top).
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
 function decode(dtype: StDType, bytes: Uint8Array): StTensor['data'] {
   // Copy into an aligned buffer; the data section need not be aligned for typed-array views.
   // (Buffer#slice is a view, so copy explicitly.)
@@ -151,10 +182,16 @@ export function serializeSafetensors(tensors: Iterable<[string, StInput]>, metad
   let offset = 0;
   for (const [name, t] of tensors) {
     const dtype = stDtypeOf(t.data, t.dtype);
-    if (dtype === 'F16' || dtype === 'BF16') throw new SafetensorsError(name, 'writing F16/BF16 is not supported');
+    if (dtype === 'BF16') throw new SafetensorsError(name, 'writing BF16 is not supported');
+    if (dtype === 'F16' && !(t.data instanceof Float32Array)) throw new SafetensorsError(name, 'F16 is written from Float32Array data');
     const n = t.shape.reduce((a, d) => a * d, 1);
     if (n !== t.data.length) throw new SafetensorsError(name, `shape ${JSON.stringify(t.shape)} does not match ${t.data.length} elements`);
-    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    let bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    if (dtype === 'F16') {
+      const half = new Uint16Array(n);
+      for (let i = 0; i < n; i++) half[i] = floatToHalf((t.data as Float32Array)[i]!);
+      bytes = new Uint8Array(half.buffer);
+    }
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     parts.push(bytes);
     offset += bytes.length;

@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ArchitectureError, ConfigError, ParamError, UnknownModelError } from '../../errors.js';
 import { readSafetensors, writeSafetensors } from '../../runtime/safetensors.js';
-import type { StTensor } from '../../runtime/safetensors.js';
+import type { StInput, StTensor } from '../../runtime/safetensors.js';
 import type { ClipConfig, ClipModelCfg } from './config.js';
 import { paramShapes, parseOpenClipConfig, toOpenClipConfigJson, defaultPreprocess } from './config.js';
 import type { DenseTensor } from './hf_keys.js';
@@ -207,16 +207,18 @@ export async function saveModelFolder(
   weights: Map<string, DenseTensor>,
   layout: Layout,
   tokenizerFiles: TokenizerFiles = null,
+  /** 'F16' halves the file (weights are widened back to float32 on load). */
+  weightDtype: 'F32' | 'F16' = 'F32',
 ): Promise<void> {
   const cfg = config.model_cfg;
   const ordered = checkWeights(weights, cfg, dir);
   await fsp.mkdir(dir, { recursive: true });
   const order = paramShapes(cfg).map(([k]) => k);
   if (layout === 'open_clip') {
-    await writeSafetensors(path.join(dir, OPEN_CLIP_WEIGHTS), order.map((k): [string, DenseTensor] => [k, ordered.get(k)!]), { format: 'pt', producer: 'clipfit' });
+    await writeSafetensors(path.join(dir, OPEN_CLIP_WEIGHTS), order.map((k): [string, StInput] => [k, { ...ordered.get(k)!, dtype: weightDtype }]), { format: 'pt', producer: 'clipfit' });
     await writeJsonAtomic(path.join(dir, OPEN_CLIP_CONFIG), toOpenClipConfigJson(config));
   } else if (layout === 'hf') {
-    await writeSafetensors(path.join(dir, HF_WEIGHTS), toHfTensors(ordered, order), { format: 'pt', producer: 'clipfit' });
+    await writeSafetensors(path.join(dir, HF_WEIGHTS), toHfTensors(ordered, order).map(([k, t]): [string, StInput] => [k, { ...t, dtype: weightDtype }]), { format: 'pt', producer: 'clipfit' });
     await writeJsonAtomic(path.join(dir, HF_PREPROCESSOR), preprocessToHf(config.preprocess_cfg));
     await writeJsonAtomic(path.join(dir, HF_CONFIG), modelCfgToHfConfig(cfg));
   } else {
