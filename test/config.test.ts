@@ -3,12 +3,13 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { ArchitectureError, ConfigError, UnknownModelError } from '../src/errors.js';
 import { countParams, paramShapes, parseModelConfig, parseOpenClipConfig, parsePreprocessCfg } from '../src/models/clip/config.js';
-import { defaultRegistry, describeModels } from '../src/models/clip/registry.js';
+import { DEFAULT_MODEL, defaultRegistry, describeModels } from '../src/models/clip/registry.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
-import { requireFixture } from './fixtures.js';
+import { REPO_ROOT, requireFixture } from './fixtures.js';
 
 const tinyCfg = () => defaultRegistry().get('tiny-test').cfg;
 
@@ -180,4 +181,15 @@ test('registry: pretrained config applies tag overrides; unknown names and tags 
   assert.equal(defaultRegistry().get('tiny-test').pretrained.has('local'), false); // the clone, not the default
   assert.throws(() => reg.registerPretrained('tiny-test', 'bad', { repo: 'no-slash', layout: 'hf', files: ['a'] }), /repo: must be 'owner\/name'/);
   assert.throws(() => reg.registerPretrained('tiny-test', 'bad', { repo: 'a/b', layout: 'hf', files: ['../etc/passwd'] }), /bad file name/);
+});
+
+test('the shipped base model is listed, is the default, and its folder name is checked', () => {
+  const t = describeModels().find((d) => d.name === 'ViT-T-8-64')!;
+  assert.equal(t.image_size, 64);
+  assert.equal(t.context_length, 32);
+  const icons = t.pretrained.find((p) => p.tag === 'icons')!;
+  assert.equal(icons.id, DEFAULT_MODEL);
+  assert.equal(icons.shipped, path.resolve(REPO_ROOT, 'models', 'ViT-T-8-64-icons'));
+  const r = defaultRegistry().clone();
+  assert.throws(() => r.extend({ pretrained: { 'ViT-T-8-64': { evil: { repo: 'a/b', layout: 'open_clip', files: ['x'], shipped: '../../etc' } } } }, 'test'), ConfigError);
 });

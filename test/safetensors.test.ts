@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SafetensorsError } from '../src/errors.js';
-import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/runtime/safetensors.js';
+import { floatToHalf, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/runtime/safetensors.js';
 import { requireFixture } from './fixtures.js';
 
 /** A file written by hand: header JSON as given, then the data bytes. */
@@ -109,4 +109,24 @@ test('writing is atomic: a failed write leaves the old file and no temporary beh
   writeFileSync(path.join(dir, 'bad.safetensors'), new Uint8Array(2));
   await assert.rejects(readSafetensors(path.join(dir, 'bad.safetensors')), /bad\.safetensors.*truncated/);
   await assert.rejects(readSafetensors(path.join(dir, 'missing.safetensors')), /missing\.safetensors.*cannot read: ENOENT/);
+});
+
+test('writes F16 from float32 with round-to-nearest-even, and reads it back', () => {
+  // Bit patterns from IEEE 754 binary16: 1 = 0x3C00, -2 = 0xC000, 0.1 → 0x2E66 (0.0999755859375),
+  // 65504 = 0x7BFF (max), 65520 rounds up to +Inf 0x7C00, 2⁻²⁴ = 0x0001 (smallest subnormal),
+  // 2⁻²⁵ is a tie between 0 and 2⁻²⁴ and goes to even (0), 1 + 2⁻¹¹ is a tie that stays at 1.
+  const cases: [number, number][] = [
+    [1, 0x3c00], [-2, 0xc000], [0.1, 0x2e66], [65504, 0x7bff], [65520, 0x7c00], [2 ** -24, 0x0001],
+    [2 ** -25, 0x0000], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [-0, 0x8000], [Infinity, 0x7c00],
+  ];
+  for (const [x, bits] of cases) assert.equal(floatToHalf(x), bits, `floatToHalf(${x})`);
+  assert.equal(floatToHalf(NaN) & 0x7c00, 0x7c00);
+  const data = new Float32Array([1, -2, 0.1, 65504, 3.14159, -1e-3]);
+  const bytes = serializeSafetensors([['w', { shape: [2, 3], data, dtype: 'F16' }]]);
+  const back = parseSafetensors(bytes).tensors.get('w')!;
+  assert.equal(back.dtype, 'F16');
+  assert.equal(bytes.length - 8 - Number(new DataView(bytes.buffer).getBigUint64(0, true)), 12); // 2 bytes each
+  const got = back.data as Float32Array;
+  for (let i = 0; i < data.length; i++) assert.ok(Math.abs(got[i]! - data[i]!) <= Math.abs(data[i]!) * 2 ** -11, `${got[i]} vs ${data[i]}`);
+  assert.throws(() => serializeSafetensors([['i', { shape: [1], data: new Int32Array([1]), dtype: 'F16' }]]), SafetensorsError);
 });

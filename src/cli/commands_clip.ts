@@ -1,5 +1,6 @@
 // `clipfit models` and `clipfit encode`.
 
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -57,7 +58,7 @@ export function registerClipCommands(program: Command, print: Print): void {
   program
     .command('encode')
     .description('Encode captions or images with a model and write a float32 (n, dim) .npy, in input order')
-    .requiredOption('--model <model>', 'a model folder (open_clip or Hugging Face layout) or name::tag')
+    .option('--model <model>', 'a model folder (open_clip or Hugging Face layout) or name::tag', DEFAULT_MODEL)
     .option('--text <text...>', 'captions to encode')
     .option('--texts <file>', 'a file with one caption per line')
     .option('--image <path...>', 'image files to encode')

@@ -1,5 +1,6 @@
 // `clipfit eval`: text-to-image retrieval metrics of any model on labelled pairs.
 
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { Distance } from '../eval/knn.js';
@@ -17,7 +18,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
   program
     .command('eval')
     .description('Text-to-image retrieval metrics of a model: the captions of --query-data searched against the images of --index-data')
-    .requiredOption('--model <model>', 'a model folder, a fit() artifact or name::tag')
+    .option('--model <model>', 'a model folder, a fit() artifact or name::tag', DEFAULT_MODEL)
     .requiredOption('--query-data <data>', 'pairs whose captions are the queries: CSV/TSV, JSONL, image folder or dataset:NAME[@vN]')
     .requiredOption('--index-data <data>', 'pairs whose images are searched (may be the query data)')
     .option('--limit <n>', 'matches per query', positiveInt('--limit'), 20)

@@ -1,5 +1,6 @@
 // `clipfit fit` (start a run and follow it) and `clipfit artifact` (copy a run's artifact).
 
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -129,7 +130,6 @@ export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
   if (f.checkpointLastK !== undefined) cbs.push({ type: 'TrainingCheckpoint', lastKEpochs: f.checkpointLastK });
   if (f.wiseFt !== undefined) cbs.push({ type: 'WiSEFTCallback', alpha: f.wiseFt });
   base.callbacks = cbs;
-  if (!base.model) throw new ConfigError('--model', 'required (a model folder or name::tag), on the command line or in --config');
   if (!base.trainData) throw new ConfigError('--train-data', 'required (CSV, JSONL, image folder or dataset:NAME), on the command line or in --config');
   return base as FitOptions;
 }
@@ -139,7 +139,7 @@ export function registerFitCommands(program: Command, print: Print): void {
     .command('fit')
     .description('Fine-tune a CLIP model as a run that lives on after this command exits; follows its log')
     .option('--config <file.json>', 'fit options as JSON (FitOptions); flags override it')
-    .option('--model <model>', 'model folder or name::tag')
+    .option('--model <model>', `model folder or name::tag (default ${DEFAULT_MODEL})`)
     .option('--train-data <data>', 'CSV, JSONL, image folder with .txt captions, or dataset:NAME[@vN]')
     .option('--eval-data <data>', 'data for val_loss')
     .option('--val-split <fraction>', 'hold out this fraction of the training data for val_loss', num)

@@ -1,6 +1,7 @@
 // fit()'s defaults and validation (every bad option is a ConfigError naming the field), and the
 // optimizer the options ask for.
 
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import type { ParamStore } from '../runtime/params.js';
@@ -41,7 +42,8 @@ function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[
 
 export function resolveOptions(o: FitOptions): ResolvedFitOptions {
   if (!o || typeof o !== 'object') throw new ConfigError('options', 'fit() needs an options object');
-  if (typeof o.model !== 'string' || !o.model) throw new ConfigError('model', 'give a model folder or name::tag');
+  const model = o.model ?? DEFAULT_MODEL;
+  if (typeof model !== 'string' || !model) throw new ConfigError('model', 'give a model folder or name::tag');
   if (typeof o.trainData !== 'string' || !o.trainData) throw new ConfigError('trainData', 'give a CSV, JSONL, image folder or dataset:NAME');
   const valSplit = nonNegative('valSplit', o.valSplit ?? 0);
   if (valSplit >= 1) throw new ConfigError('valSplit', `must be below 1, got ${valSplit}`);
@@ -55,7 +57,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
   const so = o.schedulerOptions ?? {};
   if (so.stepOn !== undefined) oneOf('schedulerOptions.stepOn', so.stepOn, ['batch', 'epoch'] as const);
   return {
-    model: o.model,
+    model,
     tokenizer: o.tokenizer,
     trainData: o.trainData,
     evalData: o.evalData,

@@ -46,8 +46,8 @@ export type CallbackSpec =
   | { type: 'TrainingCheckpoint'; lastKEpochs?: number };
 
 export interface FitOptions {
-  /** `name::tag` or a model folder. */
-  model: string;
+  /** `name::tag` or a model folder (default DEFAULT_MODEL, the shipped ViT-T-8-64::icons). */
+  model?: string;
   /** Tokenizer folder or BPE file, when the model folder carries none. */
   tokenizer?: string;
   /** A CSV, JSONL file, image folder, or `dataset:NAME[@vN]` from the local dataset store. */

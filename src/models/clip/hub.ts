@@ -18,7 +18,7 @@ import { ChecksumError, ConfigError, DownloadError, OfflineError, UnknownModelEr
 import { detectLayout, OPEN_CLIP_CONFIG } from './checkpoint.js';
 import { toOpenClipConfigJson } from './config.js';
 import type { PretrainedFile, PretrainedSpec, RegistryExtension } from './registry.js';
-import { defaultRegistry, ModelRegistry, parseModelId } from './registry.js';
+import { defaultRegistry, ModelRegistry, parseModelId, shippedModelDir } from './registry.js';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
@@ -270,6 +270,11 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   }
   const reg = hubRegistry(opts);
   const { spec: pre, config } = reg.pretrained(id.name, id.tag);
+  if (pre.shipped) {
+    const shipped = shippedModelDir(pre.shipped);
+    if (!existsSync(path.join(shipped, OPEN_CLIP_CONFIG))) throw new UnknownModelError(spec, `the shipped model folder ${shipped} is missing from this installation`);
+    return shipped;
+  }
   const revision = pre.revision ?? 'main';
   const home = homeDir(opts, env);
   const dir = cacheDirFor(pre.repo, revision, home);

@@ -38,6 +38,8 @@ export interface PretrainedSpec {
   quick_gelu?: boolean;
   /** Overrides of the preprocessing statistics. */
   preprocess?: { mean?: [number, number, number]; std?: [number, number, number] };
+  /** A model folder shipped inside the clipfit package (under models/): used as is, never downloaded. */
+  shipped?: string;
 }
 
 export interface ModelEntry {
@@ -65,6 +67,8 @@ export interface PretrainedDescription {
   layout: Layout;
   files: string[];
   quick_gelu: boolean;
+  /** The folder inside the package when the weights ship with clipfit. */
+  shipped?: string;
 }
 
 export interface ModelDescription {
@@ -83,6 +87,11 @@ const INCEPTION: [number, number, number] = [0.5, 0.5, 0.5];
 
 /** Built-in tags. Extend with registerPretrained() (or a RegistryExtension) rather than editing in place. */
 export const PRETRAINED: Record<string, Record<string, PretrainedSpec>> = {
+  // clipfit's own base model, trained from scratch on icon sets by `npm run pretrain:base`
+  // (models/ViT-T-8-64-icons/MODEL_CARD.md); the default when no model is named.
+  'ViT-T-8-64': {
+    icons: { repo: 'clipfit/ViT-T-8-64-icons', layout: 'open_clip', files: OPEN_CLIP_WEIGHTS, shipped: 'ViT-T-8-64-icons' },
+  },
   'ViT-B-32': {
     openai: { repo: 'timm/vit_base_patch32_clip_224.openai', layout: 'open_clip', files: OPEN_CLIP_WEIGHTS, quick_gelu: true },
     laion2b_s34b_b79k: { repo: 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K', layout: 'open_clip', files: OPEN_CLIP_WEIGHTS },
@@ -116,6 +125,15 @@ export const PRETRAINED: Record<string, Record<string, PretrainedSpec>> = {
   },
 };
 
+/** `name::tag` of the model used when none is given. */
+export const DEFAULT_MODEL = 'ViT-T-8-64::icons';
+
+/** models/<name> in the package root (from src/models/clip or dist/models/clip alike). */
+export function shippedModelDir(name: string): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return path.resolve(here, '../../../models', name);
+}
+
 /** The folder of config JSONs: beside this module (src/), or in the package's src/ when running from dist/. */
 function configsDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -142,6 +160,8 @@ function checkSpec(spec: PretrainedSpec, field: string, source: string): Pretrai
     if (typeof f === 'object' && f.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(f.sha256))
       throw new ConfigError(`${field}.files`, `sha256 of '${n}' must be 64 lowercase hex digits`, source);
   }
+  if (spec.shipped !== undefined && (typeof spec.shipped !== 'string' || !/^[\w.-]+$/.test(spec.shipped) || spec.shipped.startsWith('.')))
+    throw new ConfigError(`${field}.shipped`, `must be a folder name under models/, got ${JSON.stringify(spec.shipped)}`, source);
   if (spec.revision !== undefined && (typeof spec.revision !== 'string' || !/^[\w.-]+$/.test(spec.revision)))
     throw new ConfigError(`${field}.revision`, `bad revision ${JSON.stringify(spec.revision)}`, source);
   return spec;
@@ -217,6 +237,7 @@ export class ModelRegistry {
         layout: s.layout,
         files: s.files.map(fileName),
         quick_gelu: s.quick_gelu ?? e.cfg.quick_gelu,
+        ...(s.shipped ? { shipped: shippedModelDir(s.shipped) } : {}),
       })),
     }));
   }
