@@ -238,3 +238,26 @@ export class CorruptIndexError extends ClipfitError {
     super(`index file '${file}': ${detail}`, options);
   }
 }
+
+/** A data package (an npm package that ships images or labels) that is not installed, or whose files
+ * are not where its version puts them. Names the package and the command that installs it. */
+export class MissingPackageError extends ClipfitError {
+  constructor(readonly pkg: string, readonly version: string, detail: string) {
+    super(`npm package '${pkg}': ${detail}; install it with: npm install --save-dev --save-exact ${pkg}@${version}`);
+  }
+}
+
+/** A vector index folder held open by another live process (or another handle in this one). Names
+ * the folder and the holder's pid. */
+export class IndexLockedError extends ClipfitError {
+  constructor(readonly dir: string, readonly pid: number) {
+    super(`index '${dir}' ${pid === process.pid ? 'is already open in this process; close the other handle first' : `is open in process ${pid}; close it there first`}`);
+  }
+}
+
+/** `clipfit serve` asked to listen beyond loopback without a bearer token. Names the host. */
+export class InsecureServeError extends ClipfitError {
+  constructor(readonly host: string) {
+    super(`serve: refusing to listen on ${host} without a token: anyone who can reach it could read and change the index; give --token (or listen on 127.0.0.1)`);
+  }
+}

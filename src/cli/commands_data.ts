@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { datasetInfo, datasetsRoot, deleteDataset, listDatasets, loadCsv, loadFolder, loadJsonl, pull, push } from '../data/index.js';
 import type { DocumentArray } from '../data/index.js';
+import { registerEmojiBuildCommand } from '../datasets/emoji/command.js';
 
 type Print = (line: string) => void;
 
@@ -111,4 +112,6 @@ export function registerDataCommands(program: Command, print: Print): void {
       await deleteDataset(name, version);
       print(version === undefined ? `deleted dataset ${name}` : `deleted dataset ${name} v${version}`);
     });
+
+  registerEmojiBuildCommand(ds, print);
 }
