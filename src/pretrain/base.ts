@@ -23,7 +23,7 @@ export const BASE_RECIPE = {
   architecture: BASE_ARCHITECTURE,
   imageSize: 64,
   bpeMerges: 3582, // 512 byte symbols + 3,582 merges + 2 specials = the config's 4,096 ids
-  epochs: 8,
+  epochs: 6,
   batchSize: 256,
   learningRate: 1e-3,
   warmupSteps: 200,
