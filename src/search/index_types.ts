@@ -16,6 +16,12 @@ export interface StoredItem {
   metadata: Metadata | undefined;
 }
 
+/** An id and its metadata, as list() returns them. */
+export interface IndexEntry {
+  id: string;
+  metadata: Metadata | undefined;
+}
+
 export interface SearchHit {
   id: string;
   /** Cosine similarity in [-1, 1], higher is closer. */
@@ -49,6 +55,14 @@ export interface VectorIndex {
   needsRebuild(modelId: string): boolean;
   /** Drop every item; with `modelId`, the emptied index is re-labelled for that model. */
   clear(modelId?: string): Promise<void>;
+  /** Every stored id with its metadata (no vectors), for re-encoding on a model change. */
+  list(): Promise<IndexEntry[]>;
+  /**
+   * Replace the whole content with `items`, labelled for `labels.model` at `labels.dim` (which may
+   * differ from the current dimension): the new index is built beside the old one and swapped in,
+   * so a crash leaves one or the other. This handle is closed; use the returned one.
+   */
+  replaceAll(items: readonly IndexItem[], labels: { dim: number; model: string }): Promise<VectorIndex>;
   /** Make every acknowledged write durable and compact where the backend does so. */
   flush(): Promise<void>;
   close(): Promise<void>;

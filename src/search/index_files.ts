@@ -1,0 +1,214 @@
+// The files of a folder index and the durable-write primitives under them:
+//   meta.json      {format, dim, model, metric, created}, rewritten by temp + fsync + rename
+//   snapshot.bin   "CFIXSNP1" | u32 header length | u32 crc | header JSON {generation, dim, model,
+//                  count} | slots records (records.ts); written whole to a temp file and renamed
+//   log.bin        "CFIXLOG1" | u32 generation | u32 crc of those 12 bytes | records, appended and
+//                  fsync'd before a write is acknowledged
+//   hnsw.usearch + hnsw.json {generation, size}: the saved HNSW graph, valid for that snapshot
+//   LOCK           the pid holding the folder open
+// A log whose generation is older than the snapshot's was already folded into it (a compaction
+// died between the snapshot rename and the log reset) and is discarded.
+
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { CorruptIndexError, IndexLockedError } from '../errors.js';
+import { crc32 } from './crc32.js';
+import { FRAME_BYTES, MAX_PAYLOAD } from './records.js';
+
+export const INDEX_FORMAT = 'clipfit-vector-index/1';
+export const LOG_MAGIC = 'CFIXLOG1';
+export const SNAP_MAGIC = 'CFIXSNP1';
+export const LOG_HEADER_BYTES = 16;
+
+export const files = (dir: string) => ({
+  meta: path.join(dir, 'meta.json'),
+  snapshot: path.join(dir, 'snapshot.bin'),
+  log: path.join(dir, 'log.bin'),
+  graph: path.join(dir, 'hnsw.usearch'),
+  graphMeta: path.join(dir, 'hnsw.json'),
+  lock: path.join(dir, 'LOCK'),
+});
+
+export interface IndexMeta {
+  format: string;
+  dim: number;
+  model: string;
+  metric: 'cosine';
+  created: string;
+}
+
+/** fsync a directory so a rename or create in it is durable (a no-op where the OS refuses). */
+export async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some platforms cannot fsync a directory; the rename is still atomic there.
+  } finally {
+    await fh?.close();
+  }
+}
+
+export async function writeAll(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Write `file` whole: temp file, fsync, rename over, fsync the folder. */
+export async function atomicWrite(file: string, chunks: readonly Uint8Array[] | ((fh: FileHandle) => Promise<void>)): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    if (typeof chunks === 'function') await chunks(fh);
+    else {
+      let at = 0;
+      for (const c of chunks) {
+        await writeAll(fh, c, at);
+        at += c.length;
+      }
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, file);
+  await syncDir(path.dirname(file));
+}
+
+export function readMeta(file: string): IndexMeta {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CorruptIndexError(file, `not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  const m = raw as Partial<IndexMeta>;
+  if (raw === null || typeof raw !== 'object') throw new CorruptIndexError(file, 'is not a JSON object');
+  if (m.format !== INDEX_FORMAT) throw new CorruptIndexError(file, `format is ${JSON.stringify(m.format)}, expected '${INDEX_FORMAT}'`);
+  if (!Number.isInteger(m.dim) || m.dim! < 1) throw new CorruptIndexError(file, `dim must be a positive integer, got ${JSON.stringify(m.dim)}`);
+  if (typeof m.model !== 'string') throw new CorruptIndexError(file, `model must be a string, got ${JSON.stringify(m.model)}`);
+  return { format: m.format, dim: m.dim!, model: m.model, metric: 'cosine', created: typeof m.created === 'string' ? m.created : '' };
+}
+
+export const writeMeta = (file: string, meta: IndexMeta): Promise<void> => atomicWrite(file, [Buffer.from(JSON.stringify(meta, null, 2) + '\n')]);
+
+export function logHeader(generation: number): Buffer {
+  const b = Buffer.alloc(LOG_HEADER_BYTES);
+  b.write(LOG_MAGIC, 0, 'latin1');
+  b.writeUInt32LE(generation, 8);
+  b.writeUInt32LE(crc32(b.subarray(0, 12)), 12);
+  return b;
+}
+
+export async function readLogGeneration(fh: FileHandle, file: string): Promise<number> {
+  const b = Buffer.alloc(LOG_HEADER_BYTES);
+  const { bytesRead } = await fh.read(b, 0, LOG_HEADER_BYTES, 0);
+  if (bytesRead < LOG_HEADER_BYTES || b.toString('latin1', 0, 8) !== LOG_MAGIC || b.readUInt32LE(12) !== crc32(b.subarray(0, 12)))
+    throw new CorruptIndexError(file, `bad log header (expected '${LOG_MAGIC}', generation and crc in the first ${LOG_HEADER_BYTES} bytes)`);
+  return b.readUInt32LE(8);
+}
+
+export type Framed = { ok: true; payload: Buffer; next: number } | { ok: false; why: string; next: number | null };
+
+/** The record at `pos`: its payload, or why it does not check out (and where it would end, if framed). */
+export async function readFramed(fh: FileHandle, pos: number, end: number): Promise<Framed> {
+  if (end - pos < FRAME_BYTES) return { ok: false, why: `${end - pos} bytes left, a record header needs ${FRAME_BYTES}`, next: null };
+  const head = Buffer.alloc(FRAME_BYTES);
+  await fh.read(head, 0, FRAME_BYTES, pos);
+  const len = head.readUInt32LE(0);
+  if (len === 0 || len > MAX_PAYLOAD) return { ok: false, why: `record length ${len} out of range`, next: null };
+  if (pos + FRAME_BYTES + len > end) return { ok: false, why: `record of ${len} bytes runs past the end of the file`, next: null };
+  const payload = Buffer.alloc(len);
+  await fh.read(payload, 0, len, pos + FRAME_BYTES);
+  const next = pos + FRAME_BYTES + len;
+  if (crc32(payload) !== head.readUInt32LE(4)) return { ok: false, why: 'crc mismatch', next };
+  return { ok: true, payload, next };
+}
+
+/** True when [pos, end) is one or more good records and nothing else. */
+export async function cleanRecordsTo(fh: FileHandle, pos: number, end: number): Promise<boolean> {
+  if (pos >= end) return false;
+  while (pos < end) {
+    const r = await readFramed(fh, pos, end);
+    if (!r.ok) return false;
+    pos = r.next;
+  }
+  return true;
+}
+
+export interface SnapshotHeader {
+  generation: number;
+  dim: number;
+  model: string;
+  count: number;
+}
+
+export function snapshotHead(h: SnapshotHeader): Buffer {
+  const json = Buffer.from(JSON.stringify(h));
+  const b = Buffer.alloc(16);
+  b.write(SNAP_MAGIC, 0, 'latin1');
+  b.writeUInt32LE(json.length, 8);
+  b.writeUInt32LE(crc32(json), 12);
+  return Buffer.concat([b, json]);
+}
+
+export async function readSnapshotHead(fh: FileHandle, file: string): Promise<{ header: SnapshotHeader; bodyStart: number }> {
+  const b = Buffer.alloc(16);
+  const { bytesRead } = await fh.read(b, 0, 16, 0);
+  if (bytesRead < 16 || b.toString('latin1', 0, 8) !== SNAP_MAGIC) throw new CorruptIndexError(file, `bad snapshot header (expected '${SNAP_MAGIC}')`);
+  const len = b.readUInt32LE(8);
+  if (len > 1 << 20) throw new CorruptIndexError(file, `snapshot header length ${len} out of range`);
+  const json = Buffer.alloc(len);
+  await fh.read(json, 0, len, 16);
+  if (crc32(json) !== b.readUInt32LE(12)) throw new CorruptIndexError(file, 'snapshot header crc mismatch');
+  const h = JSON.parse(json.toString('utf8')) as SnapshotHeader;
+  if (!Number.isInteger(h.generation) || !Number.isInteger(h.dim) || !Number.isInteger(h.count) || typeof h.model !== 'string')
+    throw new CorruptIndexError(file, `snapshot header fields wrong: ${json.toString('utf8')}`);
+  return { header: h, bodyStart: 16 + len };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Take the folder's LOCK (pid inside); a lock whose process is gone (a crash) is taken over. */
+export async function acquireLock(dir: string): Promise<void> {
+  const file = files(dir).lock;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fsp.writeFile(file, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number.parseInt(await fsp.readFile(file, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new IndexLockedError(dir, pid);
+    await fsp.rm(file, { force: true });
+  }
+  throw new IndexLockedError(dir, -1);
+}
+
+export async function releaseLock(dir: string): Promise<void> {
+  const file = files(dir).lock;
+  if (existsSync(file) && (await fsp.readFile(file, 'utf8').catch(() => '')) === String(process.pid)) await fsp.rm(file, { force: true });
+}
+
+/** Finish a rebuild swap that a crash interrupted (see replaceAll). */
+export async function recoverSwap(dir: string): Promise<void> {
+  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
+  if (existsSync(dir) || !existsSync(old)) return;
+  if (existsSync(files(rebuilt).meta)) {
+    await fsp.rename(rebuilt, dir);
+    await fsp.rm(old, { recursive: true, force: true });
+  } else await fsp.rename(old, dir);
+}

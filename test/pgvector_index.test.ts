@@ -1,0 +1,131 @@
+// PgVectorIndex on pgvector inside an in-memory PGlite: the same contract as the folder index —
+// exact and HNSW search against a float64 reference, upsert, remove, typed errors, needsRebuild,
+// clear(model), replaceAll — and openIndex's pglite:/postgres:// specs.
+
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite/vector';
+import { ConfigError, UnknownVectorIdError, VectorDimensionError } from '../src/errors.js';
+import type { IndexItem } from '../src/search/index_types.js';
+import { openIndex } from '../src/search/open_index.js';
+import { openPgVectorIndex } from '../src/search/pgvector_index.js';
+import type { PgVectorIndex } from '../src/search/pgvector_index.js';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const randVec = (r: () => number, d: number) => Float32Array.from({ length: d }, () => r() * 2 - 1);
+const items = (count: number, d: number, seed: number): IndexItem[] => {
+  const r = rng(seed);
+  return Array.from({ length: count }, (_, i) => ({ id: `v${i}`, vector: randVec(r, d), metadata: { i, tag: i % 3 === 0 ? 'three' : 'other' } }));
+};
+function reference(all: readonly IndexItem[], q: Float32Array, k: number, keep: (it: IndexItem) => boolean = () => true): { id: string; score: number }[] {
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  return all
+    .filter(keep)
+    .map((it) => ({ id: it.id, score: it.vector.reduce((s, x, j) => s + x * q[j]!, 0) / (norm(it.vector) * norm(q)) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k);
+}
+function sameHits(got: { id: string; score: number }[], want: { id: string; score: number }[], what: string): void {
+  assert.deepEqual(got.map((h) => h.id), want.map((h) => h.id), what);
+  got.forEach((h, i) => assert.ok(Math.abs(h.score - want[i]!.score) < 1e-5, `${what}: score of ${h.id}`));
+}
+
+let db: PGlite;
+before(async () => {
+  db = new PGlite({ extensions: { vector } });
+  await db.waitReady;
+});
+after(async () => {
+  await db.close();
+});
+
+test('pgvector: add, exact and HNSW search against the reference, filter, get, upsert, remove', async () => {
+  const data = items(300, 12, 21);
+  const ix = await openPgVectorIndex(db, { name: 'main', dim: 12, model: 'm1' });
+  await ix.add(data.slice(0, 100));
+  await ix.add(data.slice(100)); // 200 rows: one statement
+  assert.equal(await ix.size(), 300);
+  const r = rng(22);
+  for (let t = 0; t < 5; t++) {
+    const q = randVec(r, 12);
+    const want = reference(data, q, 10);
+    sameHits(await ix.search(q, 10, { exact: true }), want, `exact ${t}`);
+    sameHits(await ix.search(q, 10, { ef: 300 }), want, `hnsw ${t}`);
+    sameHits(await ix.search(q, 4, { filter: (_id, m) => m?.['tag'] === 'three' }), reference(data, q, 4, (it) => it.metadata!['tag'] === 'three'), `filter ${t}`);
+  }
+  const got = (await ix.get('v5'))!;
+  const v = data[5]!.vector, nv = Math.hypot(...v);
+  got.vector.forEach((x, j) => assert.ok(Math.abs(x - v[j]! / nv) < 1e-6, 'stored vector is v/|v|'));
+  assert.deepEqual(got.metadata, { i: 5, tag: 'other' });
+  assert.equal(await ix.get('nope'), undefined);
+
+  await ix.add([{ id: 'v5', vector: data[6]!.vector.map((x) => -x), metadata: { moved: true } }]);
+  const top = (await ix.search(data[6]!.vector.map((x) => -x), 1))[0]!;
+  assert.deepEqual([top.id, top.metadata], ['v5', { moved: true }]);
+  assert.ok(Math.abs(top.score - 1) < 1e-5);
+  await ix.remove('v5');
+  await assert.rejects(ix.remove('v5'), (e: unknown) => e instanceof UnknownVectorIdError && e.id === 'v5' && e.message.includes('clipfit_idx_main'));
+  assert.equal(await ix.size(), 299);
+  assert.equal((await ix.list()).length, 299);
+  // A batch of more than 500 rows goes in one transaction.
+  await ix.add(items(700, 12, 23).map((it) => ({ ...it, id: `w${it.id}` })));
+  assert.equal(await ix.size(), 999);
+  await ix.close();
+});
+
+test('pgvector: dimension errors, reopening, needsRebuild, clear(model), replaceAll', async () => {
+  const ix = await openPgVectorIndex(db, { name: 'labels', dim: 4, model: 'm1' });
+  await assert.rejects(ix.add([{ id: 'a', vector: new Float32Array(5).fill(1) }]), (e: unknown) => e instanceof VectorDimensionError && e.id === 'a' && e.expected === 4 && e.actual === 5);
+  await assert.rejects(ix.search(new Float32Array(3).fill(1), 1), (e: unknown) => e instanceof VectorDimensionError && e.actual === 3);
+  await assert.rejects(openPgVectorIndex(db, { name: 'labels', dim: 8 }), (e: unknown) => e instanceof ConfigError && e.field === 'dim');
+  await assert.rejects(openPgVectorIndex(db, { name: 'missing' }), (e: unknown) => e instanceof ConfigError && /give dim and model/.test(e.message));
+  await assert.rejects(openPgVectorIndex(db, { name: 'Bad-Name', dim: 4, model: 'm' }), (e: unknown) => e instanceof ConfigError && e.field === 'name');
+  await ix.add(items(10, 4, 24));
+  assert.equal(ix.needsRebuild('m1'), false);
+  assert.equal(ix.needsRebuild('m2'), true);
+  await ix.clear('m2');
+  assert.equal(await ix.size(), 0);
+  const again = await openPgVectorIndex(db, { name: 'labels' });
+  assert.equal(again.model, 'm2');
+  assert.equal(again.dim, 4);
+
+  const wide = items(6, 7, 25);
+  const next: PgVectorIndex = await again.replaceAll(wide, { dim: 7, model: 'm3' });
+  await assert.rejects(again.size(), (e: unknown) => e instanceof ConfigError && /closed/.test(e.message));
+  assert.equal(next.dim, 7);
+  sameHits(await next.search(wide[1]!.vector, 3, { exact: true }), reference(wide, wide[1]!.vector, 3), 'after replaceAll');
+  const reread = await openPgVectorIndex(db, { name: 'labels' });
+  assert.deepEqual([reread.dim, reread.model, await reread.size()], [7, 'm3', 6]);
+  // A failing replaceAll (bad item) leaves the table as it was.
+  await assert.rejects(next.replaceAll([{ id: 'x', vector: new Float32Array(2).fill(1) }], { dim: 3, model: 'm4' }), VectorDimensionError);
+  // …and so does one that fails inside the transaction, after the DROP TABLE (jsonb refuses \u0000).
+  await assert.rejects(next.replaceAll([{ id: 'x', vector: new Float32Array(3).fill(1), metadata: { s: 'a\u0000b' } }], { dim: 3, model: 'm4' }), /unicode|\\u0000/i);
+  assert.deepEqual([next.dim, await next.size()], [7, 6]);
+  const unchanged = await openPgVectorIndex(db, { name: 'labels' });
+  assert.deepEqual([unchanged.dim, unchanged.model], [7, 'm3']);
+});
+
+test('openIndex: pglite:memory creates a pgvector index; postgres:// without pg says how to get it', async () => {
+  const ix = await openIndex('pglite:memory', { dim: 3, model: 'm', name: 'tmp' });
+  await ix.add([{ id: 'a', vector: Float32Array.of(1, 0, 0) }, { id: 'b', vector: Float32Array.of(0, 1, 0) }]);
+  assert.equal((await ix.search(Float32Array.of(0.1, 1, 0), 1))[0]!.id, 'b');
+  await ix.close();
+  let hasPg = true;
+  try {
+    createRequire(import.meta.url).resolve('pg');
+  } catch {
+    hasPg = false;
+  }
+  if (!hasPg)
+    await assert.rejects(openIndex('postgres://user:secret@127.0.0.1:1/db', { dim: 3, model: 'm' }), (e: unknown) => e instanceof ConfigError && /npm install pg/.test(e.message) && !e.message.includes('secret'));
+});
