@@ -1,0 +1,171 @@
+// What the server searches: a primary vector index of image embeddings made by the primary model,
+// optionally a compare index of the same items made by the compare model (for before/after), and
+// the images themselves under <dir>/images — the source of truth a reindex encodes again. An index
+// made by another model than the one serving (needsRebuild) is not ready: searching it is a 409
+// until it is rebuilt (serve --reindex).
+
+import { readFile } from 'node:fs/promises';
+import type { Metadata, SearchHit, VectorIndex } from '../search/index_types.js';
+import { HttpError, notFound } from './http_errors.js';
+import { ImageStore } from './images.js';
+import { layout } from './index_open.js';
+import type { ImageType } from './images.js';
+import type { Encoder } from './models.js';
+
+export type Role = 'primary' | 'compare';
+
+export interface NewItem {
+  id: string;
+  bytes: Uint8Array;
+  type: ImageType;
+  metadata?: Metadata;
+}
+
+interface Side {
+  encoder: Encoder;
+  index: VectorIndex;
+  size: number;
+}
+
+export interface IndexStatus {
+  size: number;
+  dim: number;
+  model: string;
+  ready: boolean;
+}
+
+export class Catalog {
+  readonly images: ImageStore;
+  private readonly sides: Partial<Record<Role, Side>> = {};
+  /** Writes run one after another, so a reindex never interleaves with an add. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly dir: string, primary: { encoder: Encoder; index: VectorIndex }, compare?: { encoder: Encoder; index: VectorIndex }) {
+    this.images = new ImageStore(layout(dir).images);
+    this.sides.primary = { ...primary, size: 0 };
+    if (compare) this.sides.compare = { ...compare, size: 0 };
+  }
+
+  async refreshSizes(): Promise<void> {
+    for (const s of Object.values(this.sides)) s.size = await s.index.size();
+  }
+
+  has(role: Role): boolean {
+    return this.sides[role] !== undefined;
+  }
+
+  private side(role: Role): Side {
+    const s = this.sides[role];
+    if (!s) throw new HttpError(400, 'bad_request', `model: no ${role} model on this server (start it with --compare MODEL)`);
+    return s;
+  }
+
+  ready(role: Role): boolean {
+    const s = this.side(role);
+    return !s.index.needsRebuild(s.encoder.id);
+  }
+
+  status(role: Role): IndexStatus {
+    const s = this.side(role);
+    return { size: s.size, dim: s.index.dim, model: s.index.model, ready: this.ready(role) };
+  }
+
+  sizes(): Map<Role, number> {
+    return new Map(Object.entries(this.sides).map(([r, s]) => [r as Role, s.size]));
+  }
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(f, f);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private checkReady(role: Role): Side {
+    const s = this.side(role);
+    if (s.index.needsRebuild(s.encoder.id))
+      throw new HttpError(
+        409,
+        'needs_reindex',
+        `the ${role} index holds vectors of model ${s.index.model}, but this server encodes with ${s.encoder.id}; restart with --reindex to rebuild it from its ${s.size} stored images`,
+      );
+    return s;
+  }
+
+  /** Encode and store items (upsert by id); every index gets them, or none does. */
+  async add(items: readonly NewItem[]): Promise<number> {
+    for (const r of Object.keys(this.sides) as Role[]) this.checkReady(r);
+    // Encode outside the write queue, so concurrent adds share encoder batches.
+    const sides = Object.entries(this.sides) as [Role, Side][];
+    const encoded = await Promise.all(sides.map(([, s]) => s.encoder.images(items.map((i) => i.bytes))));
+    const vectors = new Map<Role, Float32Array[]>(sides.map(([r], i) => [r, encoded[i]!]));
+    return this.serial(async () => {
+      for (const it of items) await this.images.put(it.id, it.bytes, it.type);
+      for (const [r, s] of Object.entries(this.sides) as [Role, Side][]) {
+        const v = vectors.get(r)!;
+        await s.index.add(items.map((it, i) => ({ id: it.id, vector: v[i]!, ...(it.metadata ? { metadata: it.metadata } : {}) })));
+        s.size = await s.index.size();
+      }
+      return this.sides.primary!.size;
+    });
+  }
+
+  /** Delete an id from every index and its image; 404 when the primary index lacks it. */
+  remove(id: string): Promise<number> {
+    return this.serial(async () => {
+      const p = this.sides.primary!;
+      if (!(await p.index.get(id))) throw notFound(`index: no item with id ${JSON.stringify(id)}`);
+      for (const s of Object.values(this.sides)) {
+        if (await s.index.get(id)) await s.index.remove(id);
+        s.size = await s.index.size();
+      }
+      await this.images.remove(id);
+      return p.size;
+    });
+  }
+
+  async search(role: Role, query: string, k: number): Promise<SearchHit[]> {
+    const s = this.checkReady(role);
+    const [q] = await s.encoder.texts([query]);
+    return s.index.search(q!, k);
+  }
+
+  /**
+   * Rebuild `role`'s index from the stored images with its model, keeping each item's metadata
+   * (read from the primary index, or from this one). Returns the number of items indexed.
+   */
+  reindex(role: Role, batch = 32): Promise<number> {
+    return this.serial(async () => {
+      const s = this.side(role);
+      const stored = await this.images.list();
+      const metaOf = new Map<string, Metadata | undefined>();
+      for (const { id } of stored) {
+        const it = (await this.sides.primary!.index.get(id)) ?? (await s.index.get(id));
+        metaOf.set(id, it?.metadata);
+      }
+      await s.index.clear(s.encoder.id);
+      for (let i = 0; i < stored.length; i += batch) {
+        const chunk = stored.slice(i, i + batch);
+        const bytes = await Promise.all(chunk.map(async (c) => new Uint8Array(await readFile(c.file))));
+        const v = await s.encoder.images(bytes);
+        await s.index.add(chunk.map((c, j) => ({ id: c.id, vector: v[j]!, ...(metaOf.get(c.id) ? { metadata: metaOf.get(c.id)! } : {}) })));
+      }
+      await s.index.flush();
+      s.size = await s.index.size();
+      return s.size;
+    });
+  }
+
+  /** A compare index missing items of the primary one (made before --compare was given) needs filling. */
+  async outOfStep(role: Role): Promise<boolean> {
+    const s = this.side(role);
+    return !this.ready(role) || (await s.index.size()) !== (await this.images.list()).length;
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    for (const s of Object.values(this.sides)) {
+      await s.index.flush();
+      await s.index.close();
+    }
+  }
+}

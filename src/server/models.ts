@@ -1,0 +1,127 @@
+// The models a server encodes with: a spec (a fit() artifact, a model folder, `name::tag` from the
+// cache, or the name of a finished run) resolved to a folder, its two towers loaded, and an id that
+// names the weights — `<config name>@<first 12 hex of sha256 over the weights files>` — so an index
+// can tell whether its vectors came from this very model. Artifacts with exported ONNX towers run
+// those (getModel isOnnx: true); other folders run the safetensors weights through one ClipModel
+// shared by both towers.
+
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { modelIdOf } from '../search/model_id.js';
+import { UnknownModelError } from '../errors.js';
+import { getModel, inferenceFromClip, l2NormalizeRows } from '../inference/index.js';
+import type { InferenceModel } from '../inference/index.js';
+import { ClipModel } from '../models/clip/clip_model.js';
+import { resolveModel } from '../models/clip/hub.js';
+import { parseModelId } from '../models/clip/registry.js';
+import { RunStore } from '../runs/store.js';
+import { MicroBatcher } from './batcher.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface LoadedModel {
+  /** `<name>@<12 hex>`: identifies the weights (stored with the index's vectors). */
+  id: string;
+  /** The spec it was loaded from. */
+  source: string;
+  dir: string;
+  dim: number;
+  isOnnx: boolean;
+  text: InferenceModel;
+  vision: InferenceModel;
+  release(): Promise<void>;
+}
+
+export interface LoadModelOptions {
+  /** $CLIPFIT_HOME (model cache, run store). */
+  home?: string;
+  threads?: number;
+}
+
+
+/** The weights files that define a model folder: its *.safetensors, else its ONNX towers. */
+
+/** A folder for `spec`: an existing folder, a run's artifact, or name::tag from the cache (offline). */
+export async function resolveServeModel(spec: string, opts: LoadModelOptions = {}): Promise<string> {
+  if (existsSync(spec) && statSync(spec).isDirectory()) {
+    const artifact = path.join(spec, 'artifact');
+    // A run folder: serve the artifact inside it.
+    if (!existsSync(path.join(spec, 'open_clip_config.json')) && !existsSync(path.join(spec, 'config.json')) && existsSync(artifact)) return path.resolve(artifact);
+    return path.resolve(spec);
+  }
+  if (!parseModelId(spec) && /^[A-Za-z0-9][\w.-]*$/.test(spec)) {
+    const store = RunStore.open(opts.home);
+    const rec = store.find(spec);
+    if (rec) {
+      if (!rec.artifactDir || !existsSync(rec.artifactDir)) throw new UnknownModelError(spec, `run ${spec} is ${rec.status} and has no artifact to serve`);
+      return rec.artifactDir;
+    }
+  }
+  return resolveModel(spec, { offline: true, ...(opts.home ? { home: opts.home } : {}) });
+}
+
+
+export async function loadServeModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const dir = await resolveServeModel(spec, opts);
+  const id = await modelIdOf(dir);
+  const isOnnx = existsSync(path.join(dir, 'clip-text', 'model.onnx')) && existsSync(path.join(dir, 'clip-vision', 'model.onnx'));
+  const runtime = opts.threads !== undefined ? { threads: opts.threads } : {};
+  if (isOnnx) {
+    const text = await getModel(dir, { selectModel: 'clip-text', isOnnx: true, ...runtime });
+    const vision = await getModel(dir, { selectModel: 'clip-vision', isOnnx: true, ...runtime });
+    return { id, source: spec, dir, dim: text.embedDim, isOnnx, text, vision, release: async () => void (await Promise.all([text.release(), vision.release()])) };
+  }
+  // One ClipModel for both towers: the weights are read once.
+  const clip = await ClipModel.load(dir, runtime);
+  const text = inferenceFromClip(clip, 'clip-text');
+  const vision = inferenceFromClip(clip, 'clip-vision');
+  return { id, source: spec, dir, dim: clip.embedDim, isOnnx, text, vision, release: () => clip.release() };
+}
+
+export interface EncoderOptions {
+  maxBatch?: number;
+  maxWaitMs?: number;
+}
+
+/** Split an [n, dim] matrix into L2-normalised rows. */
+function rows(m: Float32Array, dim: number): Float32Array[] {
+  l2NormalizeRows(m, dim);
+  return Array.from({ length: m.length / dim }, (_, i) => m.slice(i * dim, (i + 1) * dim));
+}
+
+/** A loaded model behind two micro-batchers (texts, images); results are L2-normalised rows. */
+export class Encoder {
+  private readonly textBatcher: MicroBatcher<string, Float32Array>;
+  private readonly imageBatcher: MicroBatcher<Uint8Array, Float32Array>;
+
+  constructor(readonly model: LoadedModel, readonly role: 'primary' | 'compare', metrics: ServerMetrics, opts: EncoderOptions = {}) {
+    const count = (modality: 'text' | 'image') => (n: number) => {
+      metrics.encoderCalls.inc({ model: role, modality });
+      metrics.encodeItems.inc({ model: role, modality }, n);
+      metrics.batchSize.observe(n, { modality });
+    };
+    const b = { ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}), ...(opts.maxWaitMs !== undefined ? { maxWaitMs: opts.maxWaitMs } : {}) };
+    this.textBatcher = new MicroBatcher(async (t) => rows(await model.text.encodeTextBatch(t), model.dim), { ...b, onBatch: count('text') });
+    this.imageBatcher = new MicroBatcher(async (im) => rows(await model.vision.encodeImageBatch(im), model.dim), { ...b, onBatch: count('image') });
+  }
+
+  get id(): string {
+    return this.model.id;
+  }
+
+  get dim(): number {
+    return this.model.dim;
+  }
+
+  texts(texts: readonly string[]): Promise<Float32Array[]> {
+    return this.textBatcher.submitAll(texts);
+  }
+
+  images(images: readonly Uint8Array[]): Promise<Float32Array[]> {
+    return this.imageBatcher.submitAll(images);
+  }
+
+  /** Encoder runs so far (texts + images). */
+  get calls(): number {
+    return this.textBatcher.calls + this.imageBatcher.calls;
+  }
+}
