@@ -261,3 +261,11 @@ export class InsecureServeError extends ClipfitError {
     super(`serve: refusing to listen on ${host} without a token: anyone who can reach it could read and change the index; give --token (or listen on 127.0.0.1)`);
   }
 }
+
+/** A demo report whose data cannot be written as given (an image that is missing or not a file, a
+ * field the page needs that is empty). Names the field, e.g. examples[2].fineTuned[0].image. */
+export class DemoReportError extends ClipfitError {
+  constructor(readonly field: string, detail: string, options?: { cause?: unknown }) {
+    super(`demo report ${field}: ${detail}`, options);
+  }
+}

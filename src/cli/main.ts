@@ -9,7 +9,9 @@ import { registerEvalCommands } from './commands_eval.js';
 import { registerFitCommands } from './commands_fit.js';
 import { registerRunCommands } from './commands_runs.js';
 import { registerPretrainCommands } from './commands_pretrain.js';
-import { runEngineDemo } from './demo_engine.js';
+import { registerServeCommand } from './commands_serve.js';
+import { registerIndexCommands } from './commands_index.js';
+import { registerDemoCommands } from './commands_demo.js';
 
 const program = new Command();
 program
@@ -19,22 +21,16 @@ program
   .showHelpAfterError()
   .exitOverride();
 
-program
-  .command('demo')
-  .description('Run the main demo (for now: the engine demo, an MLP trained on two spirals by our autodiff in onnxruntime)')
-  .option('--threads <n>', 'CPU threads (default: all cores)', (v) => Number.parseInt(v, 10))
-  .addHelpText('after', '\nExample:\n  $ clipfit demo')
-  .action(async (opts: { threads?: number }) => {
-    await runEngineDemo({ threads: opts.threads, log: (line: string) => console.log(line) });
-  });
-
 const print = (line: string) => console.log(line);
+registerDemoCommands(program, print);
 registerClipCommands(program, print);
 registerFitCommands(program, print);
 registerRunCommands(program, print);
 registerDataCommands(program, print);
 registerEvalCommands(program, print);
 registerPretrainCommands(program);
+registerServeCommand(program, print);
+registerIndexCommands(program, print);
 
 async function main(argv: string[]): Promise<void> {
   try {
