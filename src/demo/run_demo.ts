@@ -94,7 +94,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     model: base,
     trainData: path.join(data, 'train.csv'),
     epochs: r.epochs,
-    batchSize: r.batchSize,
+    batchSize: Math.min(r.batchSize, manifest.counts.rows['train']),
     learningRate: r.learningRate,
     optimizer: 'adamw',
     optimizerOptions: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: r.weightDecay },
