@@ -11,6 +11,7 @@ import { openFolderIndex } from '../src/search/folder_index.js';
 import type { FolderIndexKind } from '../src/search/folder_index.js';
 import type { IndexItem } from '../src/search/index_types.js';
 import { table } from './util.js';
+import { seededRandom } from '../src/util/random.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,15 +19,7 @@ const arg = (name: string, dflt: number): number => {
 };
 const N = arg('n', 100_000), Q = arg('queries', 200), DIM = 512, K = 10;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Gaussian-ish (sum of 4 uniforms, centred) unit vectors around `clusters` random centres. */
 export function clusteredVectors(n: number, dim: number, seed: number, clusters = Math.max(50, Math.round(N / 200))): Float32Array[] {

@@ -12,16 +12,9 @@ import type { IndexItem } from '../src/search/index_types.js';
 import { openIndex } from '../src/search/open_index.js';
 import { openPgVectorIndex } from '../src/search/pgvector_index.js';
 import type { PgVectorIndex } from '../src/search/pgvector_index.js';
+import { seededRandom } from '../src/util/random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 const randVec = (r: () => number, d: number) => Float32Array.from({ length: d }, () => r() * 2 - 1);
 const items = (count: number, d: number, seed: number): IndexItem[] => {
   const r = rng(seed);

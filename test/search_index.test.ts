@@ -11,22 +11,14 @@ import { ConfigError, CorruptIndexError, IndexLockedError, UnknownVectorIdError,
 import { crc32, crc32Portable } from '../src/search/crc32.js';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import type { IndexItem } from '../src/search/index_types.js';
+import { seededRandom } from '../src/util/random.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'clipfit-index-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshDir = () => path.join(root, `ix${n++}`);
 
-/** mulberry32: a seeded uniform generator in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 const randVec = (r: () => number, d: number) => Float32Array.from({ length: d }, () => r() * 2 - 1);
 const items = (count: number, d: number, seed: number, prefix = 'v'): IndexItem[] => {
   const r = rng(seed);
