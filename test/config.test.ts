@@ -193,3 +193,17 @@ test('the shipped base model is listed, is the default, and its folder name is c
   const r = defaultRegistry().clone();
   assert.throws(() => r.extend({ pretrained: { 'ViT-T-8-64': { evil: { repo: 'a/b', layout: 'open_clip', files: ['x'], shipped: '../../etc' } } } }, 'test'), ConfigError);
 });
+
+test('the default model resolves to the folder shipped in the package, offline, and loads', async () => {
+  const { resolveModel } = await import('../src/models/clip/hub.js');
+  const { ClipModel } = await import('../src/models/clip/clip_model.js');
+  const dir = await resolveModel(DEFAULT_MODEL, { offline: true, home: '/nonexistent-clipfit-home' });
+  assert.equal(dir, path.resolve(REPO_ROOT, 'models', 'ViT-T-8-64-icons'));
+  const m = await ClipModel.load(DEFAULT_MODEL, { offline: true });
+  assert.equal(m.embedDim, 256);
+  // Its own vocabulary: 3,582 merges laid out as OpenAI's (256 + 256 byte symbols, merges, 2 specials).
+  assert.equal(m.tokenizer.tokenize(['x']).ids[0], 4094);
+  const e = await m.encodeTexts(['red heart', 'green book']);
+  assert.equal(e.shape[1], 256);
+  await m.release();
+});
