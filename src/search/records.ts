@@ -91,23 +91,19 @@ export function encodeItems(items: readonly EncodeItem[], withSlots: boolean): B
   return out;
 }
 
-export function encodeDelete(id: string): Buffer {
-  const s = strBytes(id);
+/** A record holding one string: type byte, u32 length, UTF-8 bytes. */
+function stringRecord(type: number, value: string): Buffer {
+  const s = strBytes(value);
   const p = Buffer.alloc(5 + s.length);
-  p.writeUInt8(T_DELETE, 0);
+  p.writeUInt8(type, 0);
   p.writeUInt32LE(s.length, 1);
   s.copy(p, 5);
   return frame(p);
 }
 
-export function encodeClear(model: string): Buffer {
-  const s = strBytes(model);
-  const p = Buffer.alloc(5 + s.length);
-  p.writeUInt8(T_CLEAR, 0);
-  p.writeUInt32LE(s.length, 1);
-  s.copy(p, 5);
-  return frame(p);
-}
+export const encodeDelete = (id: string): Buffer => stringRecord(T_DELETE, id);
+
+export const encodeClear = (model: string): Buffer => stringRecord(T_CLEAR, model);
 
 /** Decode a payload whose crc checked out; throws a plain Error saying what is wrong otherwise. */
 export function decodePayload(p: Buffer, dim: number): DecodedRecord {
