@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { openFolderIndex } from '../src/search/folder_index.js';
+import { DEFAULT_HNSW } from '../src/search/hnsw_graph.js';
 import type { IndexItem } from '../src/search/index_types.js';
 import { seededRandom } from '../src/util/random.js';
 
@@ -60,7 +61,7 @@ test('HNSW recall@10 ≥ 0.99 against exact search on 20k random 64-dim vectors'
     foundDefault += (await ix.search(q, 10)).filter((h) => truth.includes(h.id)).length;
   }
   const recall = found / (10 * queries);
-  console.log(`# 20k x 64: build ${buildMs} ms, recall@10 ${recall} (ef 512), ${foundDefault / (10 * queries)} (default ef 64)`);
+  console.log(`# 20k x 64: build ${buildMs} ms, recall@10 ${recall} (ef 512), ${foundDefault / (10 * queries)} (default ef ${DEFAULT_HNSW.expansionSearch})`);
   // Uniform random 64-dim data is HNSW's hard case; ef 512 is needed there (CLIP embeddings cluster).
   assert.ok(recall >= 0.99, `recall@10 at ef 512 is ${recall}`);
   assert.ok(foundDefault / (10 * queries) > 0.6, `recall@10 at the default ef is ${foundDefault / (10 * queries)}`);

@@ -14,11 +14,12 @@ export interface HnswParams {
   connectivity: number;
   /** Candidate list while inserting, efConstruction (default 128). */
   expansionAdd: number;
-  /** Candidate list while searching, ef (default 64). */
+  /** Candidate list while searching, ef (default 256). */
   expansionSearch: number;
 }
 
-export const DEFAULT_HNSW: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+// ef 64 gave recall@10 0.999 at 100k but 0.81 at 1M clustered 512-d vectors (bench:serve); 256 is the default.
+export const DEFAULT_HNSW: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 256 };
 
 export class HnswGraph {
   private readonly index: UsearchIndex;
