@@ -16,6 +16,10 @@ export interface ChartSpec {
 /** 'clip-text-to-clip-vision_hit_at_k' → 'hit_at_k': the EvaluationCallback prefix names the towers. */
 export const stripDirection = (key: string): string => key.replace(/^[A-Za-z0-9.-]+-to-[A-Za-z0-9.-]+_/, '');
 
+/** A metric map with every key's direction prefix stripped. */
+export const stripDirections = (m: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(m).map(([k, v]) => [stripDirection(k), v]));
+
 /** In-domain curves worth a line, in this order, when the history has them. */
 const CURVE_METRICS = ['recall_at_1', 'recall_at_5', 'recall_at_10', 'hit_at_k', 'ndcg_at_k', 'reciprocal_rank'];
 /** At most this many dots per step-loss line: longer runs are averaged in equal buckets of steps. */

@@ -9,16 +9,17 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildEmojiDataset, loadEmojiEvalSet, scoreEmojiEvalSet } from '../datasets/emoji/index.js';
 import type { EmojiEvalSet, EmojiIndexSet } from '../datasets/emoji/index.js';
+import { storeHome } from '../data/store.js';
+import { knn } from '../eval/knn.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import { wiseFt } from '../train/callbacks.js';
 import { fit } from '../train/fit.js';
 import type { FitHooks, FitOptions } from '../train/fit_types.js';
-import { stripDirection } from './report_charts.js';
+import { stripDirections as unprefix } from './report_charts.js';
 import { writeDemoReport } from './report.js';
 import type { DemoReport, Hit } from './report.js';
 
@@ -55,13 +56,9 @@ const QUERY_SETS = ['en', 'de', 'fr', 'es', 'ja', 'zh', 'tags'];
 const EVAL_SETS: EmojiIndexSet[] = ['in-domain', 'shifted'];
 
 function defaultWork(): string {
-  const home = process.env['CLIPFIT_HOME'] ?? path.join(os.homedir(), '.cache', 'clipfit');
-  return path.resolve(home, 'demo');
+  return path.join(storeHome(), 'demo');
 }
 
-/** `clip-text-to-clip-vision_hit_at_k` → `hit_at_k`. */
-const unprefix = (m: Record<string, number>): Record<string, number> =>
-  Object.fromEntries(Object.entries(m).map(([k, v]) => [stripDirection(k), v]));
 
 interface Variant {
   name: string;
@@ -215,17 +212,11 @@ function pickExamples(set: EmojiEvalSet, n: number): number[] {
 function topHits(set: EmojiEvalSet, emb: { images: Map<EmojiIndexSet, Float32Array>; en: Float32Array }, qi: number, dim: number, k: number, labelOf: (key: string) => string): Hit[] {
   const img = emb.images.get(set.index)!;
   const q = emb.en.subarray(qi * dim, (qi + 1) * dim);
-  const n = img.length / dim;
-  const scores = new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let d = 0; d < dim; d++) s += q[d]! * img[j * dim + d]!;
-    scores[j] = s;
-  }
-  const order = [...scores.keys()].sort((a, b) => scores[b]! - scores[a]!).slice(0, k);
+  // Embeddings are unit rows: cosine similarity = 1 − cosine distance.
+  const m = knn(q, 1, img, img.length / dim, dim, { limit: k, distance: 'cosine' })[0]!;
   const rel = new Set(set.relevant[qi]);
-  return order.map((j) => {
+  return [...m.indices].map((j, r) => {
     const key = set.indexKeys[j]!;
-    return { key, label: labelOf(key), image: set.indexDocs[j]!.uri!, score: +scores[j]!.toFixed(4), relevant: rel.has(key) };
+    return { key, label: labelOf(key), image: set.indexDocs[j]!.uri!, score: +(1 - m.distances[r]!).toFixed(4), relevant: rel.has(key) };
   });
 }

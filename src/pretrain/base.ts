@@ -5,11 +5,11 @@
 // Every step skips what an earlier run already finished.
 
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildIconCorpus } from '../datasets/icons/corpus.js';
 import type { IconCorpus } from '../datasets/icons/corpus.js';
 import { loadCsv } from '../data/csv.js';
+import { storeHome } from '../data/store.js';
 import { trainBpe, writeVocabMerges } from '../models/clip/bpe_train.js';
 import { createModelFolder } from '../models/clip/init.js';
 import { defaultRegistry } from '../models/clip/registry.js';
@@ -58,8 +58,7 @@ export interface PretrainResult {
 }
 
 export function defaultPretrainWork(): string {
-  const home = process.env['CLIPFIT_HOME'] ?? path.join(os.homedir(), '.cache', 'clipfit');
-  return path.resolve(home, 'pretrain', `${BASE_ARCHITECTURE}-${BASE_TAG}`);
+  return path.join(storeHome(), 'pretrain', `${BASE_ARCHITECTURE}-${BASE_TAG}`);
 }
 
 interface Sessions {

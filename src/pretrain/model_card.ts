@@ -9,7 +9,7 @@ import { loadEmojiEvalSet, scoreEmojiEvalSet } from '../datasets/emoji/index.js'
 import type { EmojiIndexSet } from '../datasets/emoji/index.js';
 import { evaluateModel } from '../inference/evaluate_model.js';
 import { ClipModel } from '../models/clip/clip_model.js';
-import { stripDirection } from '../demo/report_charts.js';
+import { stripDirections as unprefix } from '../demo/report_charts.js';
 import { svgLineChart } from '../report/svg_chart.js';
 import { BASE_ARCHITECTURE, BASE_TAG } from './base.js';
 
@@ -22,7 +22,6 @@ export interface CardEval {
 }
 
 const SHOWN = ['hit_at_k', 'recall_at_1', 'recall_at_5', 'recall_at_10', 'reciprocal_rank', 'ndcg_at_k'];
-const unprefix = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [stripDirection(k), v]));
 
 /** Zero-shot retrieval of `model` and `randomInit` on the held-out icons and (when built) the emoji sets. */
 export async function evaluateBase(model: string, randomInit: string, heldOutCsv: string, emojiDir?: string): Promise<CardEval[]> {

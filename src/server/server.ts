@@ -4,7 +4,6 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fastifyMultipart from '@fastify/multipart';
@@ -25,6 +24,7 @@ import { registerMiscRoutes } from './routes_misc.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import type { IndexOpener } from './index_open.js';
+import { storeHome } from '../data/store.js';
 
 export type { IndexOpener } from './index_open.js';
 
@@ -82,7 +82,7 @@ export interface ClipfitServer {
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 export const isLoopbackHost = (host: string): boolean => LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 
-const homeOf = (opts: ServeOptions): string => path.resolve(opts.home ?? process.env['CLIPFIT_HOME'] ?? path.join(os.homedir(), '.cache', 'clipfit'));
+const homeOf = (opts: ServeOptions): string => storeHome(opts.home ? { home: opts.home } : {});
 
 /** The folder of an index name or path. */
 export function indexDirOf(spec: string, home: string): string {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
+import { csvField } from '../emoji/writers.js';
 import { BASE_ICON_SETS, captionOfIconName, readIconSet, readIconSetInfo } from './iconify.js';
 import type { IconSetInfo } from './iconify.js';
 
@@ -67,9 +68,6 @@ export function rasteriseSvg(svg: string, size: number): Uint8Array {
   return r.render().asPng();
 }
 
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
 
 export async function buildIconCorpus(opts: IconCorpusOptions): Promise<IconCorpus> {
   const size = opts.size ?? 64;
