@@ -43,7 +43,10 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
   /** Throw NonFiniteError (and leave everything unchanged) when a gradient holds NaN or Inf. */
   checkFinite?: boolean;
-  /** Write updates into the live parameter and state stores (half the memory; a failed NaN/Inf check then leaves them updated). */
+  /**
+   * Write updates into the live parameter and state stores (half the memory; a failed NaN/Inf check
+   * then leaves them updated). Exact: the update graph orders each write after the whole backward pass.
+   */
   inPlace?: boolean;
   /** onnxruntime options for the standalone update session. */
   session?: SessionOptions;
@@ -190,6 +193,9 @@ export abstract class Optimizer {
     const buildOpts: Parameters<typeof buildUpdate>[4] = { groupOf: params.map((p) => this.groupOfName.get(p.name)!) };
     if (this.opts.maxGradNorm !== undefined) buildOpts.maxGradNorm = this.opts.maxGradNorm;
     if (this.opts.checkFinite) buildOpts.checkFinite = true;
+    // In place, the new values land in the buffers the parameters are fed from while the run goes
+    // on: order every write after every gradient and every output the graph already has.
+    if (this.opts.inPlace) buildOpts.after = [...grads, ...g.outputs];
     return buildUpdate(g, this.rule, params, grads, buildOpts);
   }
 
@@ -241,10 +247,10 @@ export abstract class Optimizer {
       const pe = params.entry(name);
       if (pe.size !== e.size || pe.shape.some((d, i) => d !== e.shape[i])) throw new ParamError(name, `store shape [${pe.shape}] differs from the optimizer's [${e.shape}]`);
     }
-    // In place, onnxruntime-node's outputs land in the live stores: safe, because the binding copies
-    // each output into its target only after the run has read every input. Double-buffered, a step
-    // that fails its NaN/Inf check leaves everything as it was, at the cost of a second copy of the
-    // parameters and the state.
+    // In place, onnxruntime writes the new values straight into the live stores during the run (it
+    // does not copy at the end): build() ordered every such write after the backward pass, through a
+    // data dependency. Double-buffered, a step that fails its NaN/Inf check leaves everything as it
+    // was, at the cost of a second copy of the parameters and the state.
     const rule = update.rule;
     const inPlace = this.opts.inPlace ?? false;
     if (!inPlace) {

@@ -9,7 +9,7 @@
 
 import { ClipfitError } from '../errors.js';
 import type { Graph, Value } from '../onnx/graph.js';
-import { add, div, identity, mul, reduceSum, sqrt } from '../ops/index.js';
+import { add, div, identity, mul, reduceSum, reshape, slice, sqrt } from '../ops/index.js';
 import { clipGradNorm } from './clip_grad.js';
 
 /** Scalar input by name (created on first use; group scalars are per parameter group). */
@@ -128,6 +128,13 @@ export interface BuildUpdateOptions {
   checkFinite?: boolean;
   /** Mark the new values as graph outputs (default true). */
   markOutputs?: boolean;
+  /**
+   * Order every new parameter value after these values (in a fused training graph: every gradient
+   * and every other output). Needed when the new values are written into the very buffers the
+   * parameters are fed from: onnxruntime writes a pre-allocated output while the run goes on, so an
+   * update that ran before the backward pass finished would change weights the backward still reads.
+   */
+  after?: readonly Value[];
 }
 
 export interface UpdateGraph {
@@ -174,7 +181,7 @@ export function buildUpdate(g: Graph, rule: UpdateRule, params: readonly Value[]
   });
 
   const scalarInputs: UpdateGraph['scalarInputs'] = new Map();
-  const lookup = (group: number | null): ScalarLookup => (key) => {
+  const input = (group: number | null): ScalarLookup => (key) => {
     const name = group === null ? `optim.${key}` : `optim.group${group}.${key}`;
     let hit = scalarInputs.get(name);
     if (!hit) {
@@ -182,6 +189,24 @@ export function buildUpdate(g: Graph, rule: UpdateRule, params: readonly Value[]
       scalarInputs.set(name, hit);
     }
     return hit.value;
+  };
+
+  // The write barrier: z = 0·Σ_v v[0,…,0] over one element of each value in `after`, and every
+  // scalar the rule reads becomes s + z. Each update's last node (the one that writes the live
+  // buffer) reads a scalar, so it runs after every gradient exists, hence after every node of the
+  // backward pass that reads a parameter. One element per value: O(#params) extra work, not a pass
+  // over the gradients.
+  const zero = opts.after?.length ? g.scope('optim/write_barrier', () => writeBarrier(opts.after!)) : null;
+  const gated = new Map<string, Value>();
+  const lookup = (group: number | null): ScalarLookup => (key) => {
+    const raw = input(group)(key);
+    if (!zero) return raw;
+    let v = gated.get(raw.name);
+    if (!v) {
+      v = g.scope('optim/write_barrier', () => add(raw, zero));
+      gated.set(raw.name, v);
+    }
+    return v;
   };
   const global = lookup(null);
 
@@ -207,6 +232,8 @@ export function buildUpdate(g: Graph, rule: UpdateRule, params: readonly Value[]
     const r = g.scope(`optim/${p.name}`, () =>
       rule.update(p, used[i]!, stateInputs.map((s) => s[i]!), lookup(groupOf[i]!), global, groupOf[i]!),
     );
+    if (zero && !dependsOn(r.param, zero, new Set(used)))
+      throw new ClipfitError(`buildUpdate: the ${rule.kind} update of '${p.name}' reads no scalar, so it cannot be ordered after the backward pass`);
     newParams.push(nameValue(g, r.param, `${p.name}.next`));
     r.state.forEach((s, k) => newState[k]!.push(nameValue(g, s, `optim.${rule.slots[k]}.${p.name}.next`)));
   });
@@ -217,4 +244,31 @@ export function buildUpdate(g: Graph, rule: UpdateRule, params: readonly Value[]
     if (nonFinite) g.output(...nonFinite);
   }
   return { rule, params: [...params], groupOf, newParams, stateInputs, newState, scalarInputs, gradNorm, nonFinite };
+}
+
+/** 0·Σ_v v[0,…,0]: a float32 zero that exists only once every value in `vals` does. */
+function writeBarrier(vals: readonly Value[]): Value {
+  let acc: Value | null = null;
+  for (const v of vals) {
+    if (v.dtype !== 'float32') continue;
+    const r = v.shape.length;
+    const one = r === 0 ? v : reshape(slice(v, new Array(r).fill(0), new Array(r).fill(1), [...Array(r).keys()]), []);
+    acc = acc ? add(acc, one) : one;
+  }
+  if (!acc) throw new ClipfitError('buildUpdate: the write barrier needs at least one float32 value to follow');
+  return mul(acc, 0);
+}
+
+/** Whether `target` is an ancestor of v, searching no further up than the values in `stop`. */
+function dependsOn(v: Value, target: Value, stop: Set<Value>): boolean {
+  const seen = new Set<Value>();
+  const todo = [v];
+  while (todo.length) {
+    const x = todo.pop()!;
+    if (x === target) return true;
+    if (seen.has(x) || stop.has(x) || !x.producer) continue;
+    seen.add(x);
+    for (const i of x.producer.inputs) if (i) todo.push(i);
+  }
+  return false;
 }
