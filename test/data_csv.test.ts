@@ -135,6 +135,18 @@ test('both values look like images: the order the other rows use decides', async
   await rejectsAt(path.join(dir, 'o2.csv'), 1, 'image', /both values look like images/);
 });
 
+test('a quoted "" caption is an intentionally empty caption; a bare empty field is missing', async (t) => {
+  const dir = tempDir(t);
+  await imagesIn(dir, ['a.png', 'b.png']);
+  writeFiles(dir, { 'q.csv': 'image,text\na.png,"a cat"\n"b.png",""\n', 'r.csv': '"",a.png\n' });
+  const { docs } = await loadCsv(path.join(dir, 'q.csv'));
+  assert.deepEqual(docs.map((d) => [pairText(d), path.basename(pairImage(d).uri!)]), [['a cat', 'a.png'], ['', 'b.png']]);
+  const r = await loadCsv(path.join(dir, 'r.csv'));
+  assert.deepEqual(r.docs.map((d) => [pairText(d), path.basename(pairImage(d).uri!)]), [['', 'a.png']]);
+  writeFiles(dir, { 'bare.csv': 'a.png,\n' });
+  await rejectsAt(path.join(dir, 'bare.csv'), 1, 'text', /empty caption \(column 2\); write "" for an intentionally empty caption/);
+});
+
 test('bad rows throw DataErrors naming file, row and field', async (t) => {
   const dir = tempDir(t);
   await imagesIn(dir, ['a.png', 'b.png']);

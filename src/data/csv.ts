@@ -118,6 +118,8 @@ class RowError extends Error {
 interface Row {
   row: number;
   values: string[];
+  /** Per column: written as a quoted field (`""` is an explicit empty value, a bare empty field a missing one). */
+  quoted: boolean[];
 }
 
 /** Parse CSV bytes; `file` names the source in errors. */
@@ -138,7 +140,7 @@ export function parseCsv(bytes: Uint8Array, opts: CsvOptions & { file?: string }
     if (isBlankRecord(rec)) continue;
     records++;
     try {
-      rows.push({ row: rec.row, values: decodeRecord(rec, bytes) });
+      rows.push({ row: rec.row, values: decodeRecord(rec, bytes), quoted: rec.fields.map((f) => bytes[f.start] === 0x22) });
     } catch (e) {
       if (e instanceof RowError) bad(e);
       else throw e;
@@ -233,10 +235,11 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
       if (!v0 && !v1) throw new RowError(r.row, 'text', 'empty row (both columns are empty)');
       if (!v0 || !v1) {
         const filled = v0 ? 0 : 1;
-        if (cls[k]![filled]) throw new RowError(r.row, 'text', `empty caption (column ${2 - filled})`);
-        throw new RowError(r.row, 'image', `empty image (column ${filled === 0 ? 2 : 1})`);
-      }
-      if (a !== b) imageCol = a ? 0 : 1;
+        if (!cls[k]![filled]) throw new RowError(r.row, 'image', `empty image (column ${filled === 0 ? 2 : 1})`);
+        // An explicitly quoted "" is an empty caption (CLIP tokenizes it as sot, eot); a bare empty field is a missing one.
+        if (!r.quoted[1 - filled]) throw new RowError(r.row, 'text', `empty caption (column ${2 - filled}); write "" for an intentionally empty caption`);
+        imageCol = filled as 0 | 1;
+      } else if (a !== b) imageCol = a ? 0 : 1;
       else if (a && b && imgFirst !== imgSecond) imageCol = imgFirst > imgSecond ? 0 : 1;
       else if (a && b) throw new RowError(r.row, 'image', `both values look like images and no other row tells the order: ${JSON.stringify(v0)}, ${JSON.stringify(v1)}`);
       else

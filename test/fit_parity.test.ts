@@ -1,0 +1,143 @@
+// The path a user walks, compared with the reference: the tiny fixture's two batches written as a
+// CSV of image files and captions (the way people write one), fine-tuned by fit() and, separately,
+// by `clipfit fit` + `clipfit artifact` in real processes, with the fixture's hyper-parameters
+// (AdamW lr 1e-3, betas 0.9/0.98, eps 1e-6, weight decay 0.2 on every parameter, constant
+// schedule, no shuffle). The saved weights must equal torch.optim.AdamW's `adamw1.*` after one
+// step and `adamw2.*` after two, within 1e-4 (the fixture README's tolerance for a step taken
+// through one's own backward pass).
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+import { fit } from '../src/train/fit.js';
+import type { FitOptions } from '../src/train/fit_types.js';
+import type { StFile } from '../src/runtime/safetensors.js';
+import { readSafetensors } from '../src/runtime/safetensors.js';
+import { denseParam } from './clip_fixture.js';
+import { FIXTURES, REPO_ROOT, requireFixture } from './fixtures.js';
+
+const run = promisify(execFile);
+const ATOL = 1e-4;
+
+interface FixtureBatch {
+  image_files: string[];
+  captions: string[];
+}
+
+/** RFC 4180 quoting: every field quoted, inner quotes doubled (what spreadsheets write). */
+const csvField = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+/** A CSV with a header, image paths relative to the CSV's folder, captions as written. */
+function writePairsCsv(dir: string, batches: FixtureBatch[]): string {
+  const imgDir = path.join(FIXTURES, 'images');
+  const rows = ['image,text'];
+  for (const b of batches)
+    b.image_files.forEach((f, i) => rows.push(`${csvField(path.relative(dir, path.join(imgDir, f)))},${csvField(b.captions[i]!)}`));
+  const file = path.join(dir, 'pairs.csv');
+  writeFileSync(file, rows.join('\r\n') + '\r\n');
+  return file;
+}
+
+const c = Math.fround(1 - 1e-3 * 0.2);
+const decayOnce = (x: number) => Math.fround(x * c);
+const decayTwice = (x: number) => Math.fround(Math.fround(x * c) * c);
+
+/** Worst |ours − reference| over every parameter, naming where it is. */
+function compareWeights(ours: StFile, initial: StFile, ref: StFile, prefix: string, fill: (x: number) => number): { max: number; at: string } {
+  let max = 0;
+  let at = '';
+  for (const [name, init] of initial.tensors) {
+    const mine = ours.tensors.get(name);
+    assert.ok(mine, `artifact lacks ${name}`);
+    const want = denseParam(ref, prefix, name, init.data as Float32Array, fill);
+    const got = mine.data as Float32Array;
+    assert.equal(got.length, want.length, `${name}: ${got.length} elements, reference ${want.length}`);
+    for (let i = 0; i < got.length; i++) {
+      const d = Math.abs(got[i]! - want[i]!);
+      if (!(d <= max)) {
+        max = d;
+        at = `${name}[${i}] ours ${got[i]} reference ${want[i]}`;
+      }
+    }
+  }
+  return { max, at };
+}
+
+const tiny = requireFixture('tiny');
+const bpe = requireFixture('bpe_simple_vocab_16e6.txt.gz');
+
+async function fixtureFiles() {
+  const cfg = JSON.parse(readFileSync(path.join(tiny!, 'config.json'), 'utf8')) as { batch1: FixtureBatch; batch2: FixtureBatch };
+  const [initial, step1, step2] = await Promise.all(
+    ['open_clip_model', 'adamw_step1', 'step2'].map((f) => readSafetensors(path.join(tiny!, `${f}.safetensors`))),
+  );
+  return { cfg, initial: initial!, step1: step1!, step2: step2! };
+}
+
+const hyper = (csv: string, workDir: string): FitOptions => ({
+  model: tiny!,
+  tokenizer: bpe!,
+  trainData: csv,
+  epochs: 1,
+  batchSize: 6,
+  learningRate: 1e-3,
+  optimizer: 'adamw',
+  optimizerOptions: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, weightDecayExclude: 'none' },
+  scheduler: 'constant',
+  shuffle: false,
+  workDir,
+});
+
+test('fit() on the fixture batches as a CSV reproduces AdamW step 1 and step 2 within 1e-4', async (t) => {
+  if (!tiny || !bpe) return t.skip();
+  const fx = await fixtureFiles();
+  const steps = [
+    { batches: [fx.cfg.batch1], ref: fx.step1, prefix: 'adamw1.', fill: decayOnce },
+    { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
+  ];
+  for (const [k, s] of steps.entries()) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-parity-'));
+    const csv = writePairsCsv(dir, s.batches);
+    const result = await fit(hyper(csv, path.join(dir, 'work')));
+    assert.equal(result.steps, k + 1);
+    const ours = await readSafetensors(path.join(result.artifactDir, 'open_clip_model.safetensors'));
+    const { max, at } = compareWeights(ours, fx.initial, s.ref, s.prefix, s.fill);
+    t.diagnostic(`fit() after step ${k + 1}: max |diff| ${max.toExponential(2)} (${at})`);
+    assert.ok(max <= ATOL, `step ${k + 1}: max |diff| ${max} > ${ATOL} at ${at}`);
+  }
+});
+
+test('clipfit fit + clipfit artifact reproduce AdamW step 1 and step 2 within 1e-4', async (t) => {
+  if (!tiny || !bpe) return t.skip();
+  const fx = await fixtureFiles();
+  const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-home-'));
+  const clipfit = (args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], { env: { ...process.env, CLIPFIT_HOME: home }, cwd: REPO_ROOT }).catch(
+      (e: { code: number; stdout: string; stderr: string }) => assert.fail(`clipfit ${args.join(' ')} exited ${e.code}: ${e.stderr}${e.stdout}`),
+    );
+  const steps = [
+    { batches: [fx.cfg.batch1], ref: fx.step1, prefix: 'adamw1.', fill: decayOnce },
+    { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
+  ];
+  for (const [k, s] of steps.entries()) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-parity-cli-'));
+    const csv = writePairsCsv(dir, s.batches);
+    const name = `parity-${k + 1}`;
+    // The flags a user types for the fixture's hyper-parameters (constant schedule and AdamW are defaults).
+    await clipfit([
+      'fit', '--model', tiny, '--tokenizer', bpe, '--train-data', csv, '--epochs', '1', '--batch-size', '6',
+      '--learning-rate', '1e-3', '--betas', '0.9,0.98', '--eps', '1e-6', '--weight-decay', '0.2',
+      '--weight-decay-exclude', 'none', '--no-shuffle', '--run-name', name, '--wait',
+    ]);
+    const out = path.join(dir, 'model');
+    await clipfit(['artifact', name, '--out', out]);
+    const ours = await readSafetensors(path.join(out, 'open_clip_model.safetensors'));
+    const { max, at } = compareWeights(ours, fx.initial, s.ref, s.prefix, s.fill);
+    t.diagnostic(`clipfit fit after step ${k + 1}: max |diff| ${max.toExponential(2)} (${at})`);
+    assert.ok(max <= ATOL, `step ${k + 1}: max |diff| ${max} > ${ATOL} at ${at}`);
+  }
+});
