@@ -29,8 +29,9 @@ function describeError(err: unknown): { message: string; stack: string } {
 
 /**
  * Run `name` to a final status. Never throws for a failure of the job itself: that is the FAILED
- * status. Returns the final status, or undefined when the run was no longer CREATED (already
- * canceled or deleted) and nothing was done.
+ * status; a fit that stopped because shouldStop() said so throws FitStoppedError, which is the
+ * CANCELED status. Returns the final status, or undefined when the run was no longer CREATED
+ * (already canceled or deleted) and nothing was done.
  */
 export async function executeRun(store: RunStore, name: string, getFit: () => Promise<FitFn>, pid = process.pid): Promise<string | undefined> {
   const log = store.logFile(name);
