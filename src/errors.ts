@@ -182,6 +182,20 @@ export class RunError extends ClipfitError {
   }
 }
 
+/** fit() stopped because its caller asked it to (FitHooks.shouldStop returned true): a cancel, not a
+ * failure. Names where it stopped: the epoch it was in and the run's step count so far. The epochs
+ * before it are checkpointed, so the run resumes from there. */
+export class FitStoppedError extends ClipfitError {
+  constructor(readonly epoch: number, readonly step: number, readonly epochsDone: number) {
+    super(`fit stopped on request at epoch ${epoch}, step ${step} (${epochsDone} epoch(s) done)`);
+  }
+
+  /** "at epoch E, step S", for a cancel reason. */
+  get where(): string {
+    return `at epoch ${this.epoch}, step ${this.step}`;
+  }
+}
+
 /** A run name that is already in the run store. */
 export class RunNameTakenError extends RunError {
   constructor(run: string, readonly home: string, detail = 'the name is already taken; pick another name or delete that run') {

@@ -4,6 +4,7 @@
 //   '<x>?fail=E'  or  'fail'                throw after E epochs (default 1)
 //   '<x>?stepMs=N'                          sleep N ms per step (default 20)
 //   '<x>?ignoreStop=1'                      never look at shouldStop (cancel's SIGTERM fallback)
+// Asked to stop (shouldStop), it throws FitStoppedError, as fit does.
 // epochs (default 3) × steps per epoch = batchSize (default 4). Reports, per epoch e = 0..epochs
 // (0 = zero-shot), metrics  { train_loss: 1 / (e + 1), recall_at_1: e / epochs }  and writes
 // <workDir>/artifact/model.json.
@@ -11,6 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FitStoppedError } from '../src/errors.js';
 import type { FitHooks, FitOptions, FitResult } from '../src/train/fit_types.js';
 
 export function fakeMetrics(epoch: number, epochs: number): Record<string, number> {
@@ -30,12 +32,12 @@ export async function fit(options: FitOptions, hooks: FitHooks): Promise<FitResu
   hooks.metrics?.(0, fakeMetrics(0, epochs));
   let done = 0;
   let step = 0;
-  outer: for (let epoch = 1; epoch <= epochs; epoch++) {
+  for (let epoch = 1; epoch <= epochs; epoch++) {
     if (failAfter !== undefined && epoch > failAfter) throw new Error(`fake job: planned failure in epoch ${epoch}`);
     for (let s = 1; s <= steps; s++) {
       if (!ignoreStop && hooks.shouldStop?.()) {
         hooks.log?.('warn', `fake job: stop requested in epoch ${epoch}, step ${s}`);
-        break outer;
+        throw new FitStoppedError(epoch, step, done);
       }
       await sleep(stepMs);
       step++;

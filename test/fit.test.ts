@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError, FitStoppedError } from '../src/errors.js';
 import { ClipModel } from '../src/models/clip/clip_model.js';
 import { ParamStore } from '../src/runtime/params.js';
 import { fit } from '../src/train/fit.js';
@@ -78,7 +78,11 @@ test('a run stopped mid-way resumes from its checkpoint to the same final weight
   const whole = await fit(opts);
   const resumedOpts = { ...base(), epochs: 3 };
   let steps = 0;
-  await assert.rejects(fit(resumedOpts, { shouldStop: () => ++steps === 7 }), /stopped at epoch 3/);
+  // 24 pairs in batches of 8: step 7 is the first of epoch 3; epochs 1 and 2 are checkpointed.
+  await assert.rejects(
+    fit(resumedOpts, { shouldStop: () => ++steps === 7 }),
+    (err: unknown) => err instanceof FitStoppedError && err.epoch === 3 && err.step === 7 && err.epochsDone === 2 && /stopped on request at epoch 3, step 7/.test(err.message),
+  );
   const resumed = await fit(resumedOpts);
   assert.equal(resumed.epochs, 3);
   const a = await paramsOf(whole.artifactDir);

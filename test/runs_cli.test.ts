@@ -12,7 +12,8 @@ import { Command, CommanderError } from 'commander';
 import { followRun, registerRunCommands } from '../src/cli/commands_runs.js';
 import { RunError } from '../src/errors.js';
 import { getRun, inProcessRun, startRun } from '../src/runs/index.js';
-import type { RunRecord } from '../src/runs/store.js';
+import { DEFAULT_MODEL } from '../src/models/clip/registry.js';
+import { RunStore, type RunRecord } from '../src/runs/store.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const JOB = path.join(REPO, 'test', 'fake_fit_job.ts');
@@ -67,6 +68,34 @@ test('runs status: text and --json', async () => {
   await assert.rejects(cli('runs', 'status', 'nope'), /run 'nope': no such run in the run store/);
 });
 
+test('runs status names the model a run used: the default model when none was given, never undefined', async () => {
+  await inProcessRunWithout('cli-default-model');
+  try {
+    const rec = JSON.parse((await cli('runs', 'status', 'cli-default-model', '--json')).join('\n')) as RunRecord;
+    assert.equal(rec.status, 'FINISHED');
+    assert.equal(rec.options.model, DEFAULT_MODEL, 'recorded as resolved, so a resume loads the same model');
+    const text = await cli('runs', 'status', 'cli-default-model');
+    assert.ok(text.includes(`model:      ${DEFAULT_MODEL}`), text.join('\n'));
+    assert.equal(DEFAULT_MODEL, 'ViT-T-8-64::icons');
+    // A record from before the store filled the model in still shows the default it ran with.
+    RunStore.open(home).db.prepare(`UPDATE runs SET options = json_remove(options, '$.model') WHERE name = 'cli-default-model'`).run();
+    assert.equal(getRun('cli-default-model').options.model, undefined);
+    const old = await cli('runs', 'status', 'cli-default-model');
+    assert.ok(old.includes(`model:      ${DEFAULT_MODEL}`), old.join('\n'));
+    assert.ok(!old.some((l) => l.includes('undefined')), old.join('\n'));
+    // A model given is shown as given.
+    assert.ok((await cli('runs', 'status', 'cli-ok')).includes('model:      fake'));
+  } finally {
+    await cli('runs', 'delete', 'cli-default-model');
+  }
+});
+
+/** A run started without a model (the fake job ignores it). */
+async function inProcessRunWithout(runName: string): Promise<void> {
+  startRun({ trainData: 'ok?stepMs=1', runName, experimentName: 'cli', epochs: 1 }, { jobModule: JOB, detach: false });
+  await inProcessRun(runName);
+}
+
 test('runs metrics: a table per epoch, and --json', async () => {
   // The fake job reports train_loss = 1/(e+1), recall_at_1 = e/epochs.
   assert.deepEqual(JSON.parse((await cli('runs', 'metrics', 'cli-ok', '--json')).join('\n')), [
@@ -98,7 +127,9 @@ test('runs logs: the log; -f on a finished run prints it, the outcome, and sets 
 test('runs cancel and runs delete on a live run', async () => {
   startRun({ model: 'fake', trainData: 'ok?stepMs=20', runName: 'cli-live', experimentName: 'cli', epochs: 500 }, { jobModule: JOB, detach: false });
   await assert.rejects(cli('runs', 'delete', 'cli-live'), (err: unknown) => err instanceof RunError && /is STARTED .*cancel it first or delete with force/.test(err.message));
-  assert.deepEqual(await cli('runs', 'cancel', 'cli-live', '--grace', '10'), ['run cli-live CANCELED: canceled by user']);
+  const canceled = await cli('runs', 'cancel', 'cli-live', '--grace', '10');
+  assert.equal(canceled.length, 1, canceled.join('\n'));
+  assert.match(canceled[0]!, /^run cli-live CANCELED: canceled by user at epoch \d+, step \d+$/);
   assert.deepEqual(await cli('runs', 'delete', 'cli-live'), ['deleted run cli-live']);
   assert.ok(!existsSync(path.join(home, 'runs', 'cli-live')), 'folder removed');
   // --force takes a live run down.

@@ -108,12 +108,14 @@ describe('detached run worker', { concurrency: true }, () => {
     await waitFor('epoch 1 metrics', () => run.metrics().length >= 2);
     const s = await run.cancel({ reason: 'enough', graceMs: 10_000 });
     assert.equal(s.status, 'CANCELED');
-    assert.equal(s.reason, 'enough');
+    // The reason says where it stopped: the epoch the job was in and the steps it had run.
+    const [, epoch, step] = /^enough at epoch (\d+), step (\d+)$/.exec(s.reason!) ?? assert.fail(s.reason);
+    assert.ok(Number(epoch) >= 2 && Number(step) >= 4, s.reason);
     assert.ok(run.metrics().length < 51, 'run.metrics().length < 51');
-    assert.match(run.logs(), /WARN  fake job: stop requested in epoch \d+, step \d/);
-    assert.match(run.logs(), /WARN  run CANCELED after \d+ epoch\(s\): enough\n$/);
+    assert.match(run.logs(), new RegExp(`WARN  fake job: stop requested in epoch ${epoch}, step \\d`));
+    assert.match(run.logs(), new RegExp(`WARN  run CANCELED after ${Number(epoch) - 1} epoch\\(s\\): ${s.reason}\n$`));
     // Cancelling again is a no-op that reports the final status.
-    assert.equal((await run.cancel()).reason, 'enough');
+    assert.equal((await run.cancel()).reason, s.reason);
   });
 
   test('cancel before the worker started: it ends the run at once without calling fit', async () => {
@@ -173,7 +175,7 @@ describe('detached run worker', { concurrency: true }, () => {
     assert.equal((await canceled) && run.status().status, 'CANCELED');
     const lines = out.trimEnd().split('\n');
     assert.deepEqual(lines, run.logs().trimEnd().split('\n'));
-    assert.match(lines.at(-1)!, /WARN  run CANCELED after \d+ epoch\(s\): seen enough$/);
+    assert.match(lines.at(-1)!, /WARN  run CANCELED after \d+ epoch\(s\): seen enough at epoch \d+, step \d+$/);
     assert.ok(lines.some((l) => l.slice(0, 24) > spawnedAt), 'it saw lines written after it started');
     // A second reader in this process, started after the end, gets the whole log and ends.
     const again: string[] = [];

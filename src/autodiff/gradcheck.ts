@@ -40,6 +40,11 @@ export interface GradCheckResult {
   maxRelErr: number;
   worst: string;
   ok: boolean;
+  /**
+   * Why the check failed (absent when ok): a gradient missing from the run, a non-finite analytic or
+   * numeric gradient, or the element furthest outside the tolerance. Names the case, input and index.
+   */
+  failure?: string;
 }
 
 /** Deterministic PRNG (mulberry32), shared with the data shuffles. */
@@ -92,13 +97,21 @@ async function checkAt(c: GradCheckCase, dtype: 'float64' | 'float32', seed: num
   };
   const analytic = await session.run(feedAll());
   const { h, atol, rtol } = TOLERANCE[dtype];
+  const what = `${c.op}${c.label ? ` (${c.label})` : ''} [${dtype}]`;
   let maxAbsErr = 0;
   let maxRelErr = 0;
   let worst = '';
-  let ok = true;
+  // A comparison with NaN is false, so NaN would pass a plain `err > tol` test: non-finite values and
+  // missing gradients fail on their own, before any tolerance is looked at.
+  let broken: string | undefined;
+  let mismatch: { excess: number; text: string } | undefined;
   for (const [k, p] of wrt.entries()) {
     const data = floatData.get(p.name)!;
-    const an = analytic[grads[k]!.name]!.data as Float64Array | Float32Array;
+    const an = analytic[grads[k]!.name]?.data as Float64Array | Float32Array | undefined;
+    if (!an || an.length !== data.length) {
+      broken ??= `${what}: analytic gradient of '${p.name}' is missing (${an ? `${an.length} values` : 'no output'} for ${data.length} elements)`;
+      continue;
+    }
     for (let i = 0; i < data.length; i++) {
       const x0 = data[i]!;
       data[i] = x0 + h;
@@ -107,18 +120,31 @@ async function checkAt(c: GradCheckCase, dtype: 'float64' | 'float32', seed: num
       const lm = Number((await session.run(feedAll(), {}, [loss.name]))[loss.name]!.data[0]);
       data[i] = x0;
       const num = (lp - lm) / (2 * h);
-      const err = Math.abs(an[i]! - num);
+      const a = an[i]!;
+      if (!Number.isFinite(a)) {
+        broken ??= `${what}: analytic gradient ${p.name}[${i}] is ${a} (numeric ${num}): the gradient rule gives a non-finite value`;
+        continue;
+      }
+      if (!Number.isFinite(num)) {
+        broken ??= `${what}: numeric gradient ${p.name}[${i}] is ${num} (analytic ${a}): the loss is not finite at ${p.name}[${i}] ± ${h}; give the case inputs inside the op's domain`;
+        continue;
+      }
+      const err = Math.abs(a - num);
       const rel = err / Math.max(Math.abs(num), 1e-12);
       if (err > maxAbsErr) {
         maxAbsErr = err;
-        worst = `${p.name}[${i}]: analytic ${an[i]} vs numeric ${num}`;
+        worst = `${p.name}[${i}]: analytic ${a} vs numeric ${num}`;
       }
       if (err > atol) maxRelErr = Math.max(maxRelErr, rel);
-      if (err > atol + rtol * Math.abs(num)) ok = false;
+      const tol = atol + rtol * Math.abs(num);
+      if (err > tol && (!mismatch || err / tol > mismatch.excess)) {
+        mismatch = { excess: err / tol, text: `${what}: ${p.name}[${i}]: analytic ${a} vs numeric ${num} (|difference| ${err.toPrecision(3)} > tolerance ${tol.toPrecision(3)})` };
+      }
     }
   }
   await session.release();
-  return { dtype, maxAbsErr, maxRelErr, worst, ok };
+  const failure = broken ?? mismatch?.text;
+  return { dtype, maxAbsErr, maxRelErr, worst, ok: failure === undefined, ...(failure !== undefined ? { failure } : {}) };
 }
 
 /** Check in float64, falling back to float32 where onnxruntime's CPU provider lacks a double kernel. */

@@ -4,6 +4,7 @@ import { createProgress } from '../train/progress.js';
 import type { ProgressStream } from '../train/progress.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../runs/launch.js';
 import type { Run } from '../runs/run.js';
 import type { RunRecord } from '../runs/store.js';
@@ -152,7 +153,8 @@ Examples:
       print(`created:    ${r.createdAt}`);
       if (r.startedAt) print(`started:    ${r.startedAt}${r.pid ? ` (worker pid ${r.pid})` : ''}`);
       if (r.finishedAt) print(`finished:   ${r.finishedAt}`);
-      print(`model:      ${r.options.model}`);
+      // Runs recorded before the store filled in the model used the default.
+      print(`model:      ${r.options.model ?? DEFAULT_MODEL}`);
       print(`train data: ${r.options.trainData}`);
       print(`folder:     ${r.dir}`);
       if (r.artifactDir) print(`artifact:   ${r.artifactDir}`);

@@ -1,6 +1,7 @@
 // The body of a run, shared by the detached worker (worker.ts) and in-process runs: mark STARTED,
 // call fit with hooks that write the log, metrics and progress into the store, then record the end.
 
+import { FitStoppedError } from '../errors.js';
 import { createProgress } from '../train/progress.js';
 import { pathToFileURL } from 'node:url';
 import type { FitHooks, FitOptions, FitResult, LogLevel } from '../train/fit_types.js';
@@ -28,8 +29,9 @@ function describeError(err: unknown): { message: string; stack: string } {
 
 /**
  * Run `name` to a final status. Never throws for a failure of the job itself: that is the FAILED
- * status. Returns the final status, or undefined when the run was no longer CREATED (already
- * canceled or deleted) and nothing was done.
+ * status; a fit that stopped because shouldStop() said so throws FitStoppedError, which is the
+ * CANCELED status. Returns the final status, or undefined when the run was no longer CREATED
+ * (already canceled or deleted) and nothing was done.
  */
 export async function executeRun(store: RunStore, name: string, getFit: () => Promise<FitFn>, pid = process.pid): Promise<string | undefined> {
   const log = store.logFile(name);
@@ -87,13 +89,9 @@ export async function executeRun(store: RunStore, name: string, getFit: () => Pr
 
   try {
     const fit = await getFit();
+    // A fit that returns ran to its end (a cancel that came after its last shouldStop() is too late
+    // to matter): FINISHED, with its artifact. A stopped fit throws FitStoppedError instead.
     const result = await fit(rec.options, hooks);
-    cancelReason ??= store.stopRequest(name);
-    if (cancelReason !== undefined) {
-      appendLog(log, 'warn', `run CANCELED after ${result.epochs} epoch(s): ${cancelReason}`);
-      store.finish(name, 'CANCELED', { reason: cancelReason, artifactDir: result.artifactDir });
-      return 'CANCELED';
-    }
     appendLog(
       log,
       'info',
@@ -102,6 +100,12 @@ export async function executeRun(store: RunStore, name: string, getFit: () => Pr
     store.finish(name, 'FINISHED', { artifactDir: result.artifactDir, ...(result.stoppedEarly ? { reason: 'stopped early' } : {}) });
     return 'FINISHED';
   } catch (err) {
+    if (err instanceof FitStoppedError) {
+      const reason = `${cancelReason ?? store.stopRequest(name) ?? 'stopped on request'} ${err.where}`;
+      appendLog(log, 'warn', `run CANCELED after ${err.epochsDone} epoch(s): ${reason}`);
+      store.finish(name, 'CANCELED', { reason });
+      return 'CANCELED';
+    }
     const { message, stack } = describeError(err);
     appendLog(log, 'error', `run FAILED: ${stack}`);
     store.finish(name, 'FAILED', { reason: message, lastError: stack });

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ExperimentError, RunError, RunNameTakenError, RunNotFoundError } from '../errors.js';
+import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import type { FitOptions } from '../train/fit_types.js';
 import { isWorkerAlive, processStartTime } from './liveness.js';
 import { appendLog } from './logs.js';
@@ -155,7 +156,7 @@ export class RunStore {
 
   /**
    * Record a new run as CREATED and make its folder. The options are stored with workDir set to the
-   * run's folder and runName/experimentName filled in. A taken name (or a stale folder of that name)
+   * run's folder and model (DEFAULT_MODEL when none was given), runName and experimentName filled in. A taken name (or a stale folder of that name)
    * is a RunNameTakenError; without a name one is generated.
    */
   createRun(args: { options: FitOptions; jobModule?: string; cwd?: string; inProcess?: boolean }): RunRecord {
@@ -164,7 +165,9 @@ export class RunStore {
     for (let attempt = 0; ; attempt++) {
       const name = given !== undefined ? checkName('runName', given) : generateName();
       const dir = this.runDir(name);
-      const options: FitOptions = { ...args.options, runName: name, experimentName: experiment, workDir: dir };
+      // The model is recorded as resolved: status shows what the run uses, and a resume loads the
+      // same model even if a later clipfit ships another default.
+      const options: FitOptions = { ...args.options, model: args.options.model ?? DEFAULT_MODEL, runName: name, experimentName: experiment, workDir: dir };
       const taken = (detail?: string): never => {
         throw new RunNameTakenError(name, this.home, detail);
       };

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipfitError, ConfigError, NonFiniteError } from '../errors.js';
+import { ClipfitError, ConfigError, FitStoppedError, NonFiniteError } from '../errors.js';
 import type { Document, DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
@@ -168,7 +168,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const epochsDone = Math.min(epoch - 1, o.epochs);
   if (stopped) {
     await model.release();
-    throw new ClipfitError(`stopped at epoch ${epoch}, step ${step}`);
+    throw new FitStoppedError(epoch, step, epochsDone);
   }
 
   // 6. Final callbacks (best weights, WiSE-FT), then the artifact.

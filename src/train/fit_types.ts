@@ -93,7 +93,7 @@ export interface FitHooks {
   progress?(p: { epoch: number; epochs: number; step: number; steps: number; loss: number; elapsedS: number }): void;
   /** Metrics after an epoch (epoch 0 = zero-shot, before training). */
   metrics?(epoch: number, values: Record<string, number>): void;
-  /** Checked between steps: return true to stop (the run is then CANCELED). */
+  /** Checked after each step: return true to stop. fit() then throws FitStoppedError (the run is CANCELED). */
   shouldStop?(): boolean;
 }
 
