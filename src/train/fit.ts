@@ -50,7 +50,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const log = (level: 'info' | 'warn' | 'error', msg: string) => hooks.log?.(level, msg);
   const workDir = o.workDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'clipfit-fit-')));
   await fsp.mkdir(workDir, { recursive: true });
-  const callbacks: Callback[] = o.callbacks.map(callbackFromSpec); // validates (e.g. WiSE-FT α) before any work
+  const callbacks: Callback[] = o.callbacks.map((s) => callbackFromSpec(s, { skipBadRows: o.skipBadRows })); // validates (e.g. WiSE-FT α) before any work
 
   // 1. The model, and a copy of its pretrained weights.
   const model = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device });
