@@ -82,7 +82,13 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
   const loader = new BatchLoader(pool, model, { labelAware: o.labelAwareLoss, cacheBytes: o.pixelCacheMB * 2 ** 20 });
-  const loadBatch = (docs: Document[]) => loader.load(docs);
+  // Batches are loaded ahead of the step that awaits them; a failure is thrown where it is awaited,
+  // not reported as unhandled while an earlier step or the zero-shot evaluation runs.
+  const loadBatch = (docs: Document[]) => {
+    const b = loader.load(docs);
+    b.catch(() => undefined);
+    return b;
+  };
   const feedsOf = BatchLoader.feeds;
 
   const depth = Math.max(1, o.numWorkers);
