@@ -53,7 +53,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
       });
       // With --json, stdout holds only the metrics; the skipped rows go to stderr.
       const note = o.json ? (line: string) => console.error(line) : print;
-      for (const s of [...r.skipped.query, ...r.skipped.index]) note(`skipped ${s.file}, row ${s.row}${s.field ? `, field '${s.field}'` : ''}: ${s.reason}`);
+      for (const s of [...r.skipped.query, ...r.skipped.index]) note(`skipped ${s.file}, ${s.unit} ${s.row}${s.field ? `, field '${s.field}'` : ''}: ${s.reason}`);
       if (o.json) return print(JSON.stringify(r.metrics, null, 2));
       const skipped = r.skipped.query.length + r.skipped.index.length;
       print(`${o.model}: ${r.queries} caption queries against ${r.index} images (limit ${o.limit}, ${o.distance})` + (skipped ? `; skipped ${skipped} bad row(s)` : ''));

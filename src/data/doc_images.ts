@@ -46,7 +46,7 @@ export interface FetchImagesResult {
   /** The documents kept, in order. */
   docs: Document[];
   /** The documents skipped, by their row (line) when they came from a file. */
-  skipped: (SkippedRow & { file: string })[];
+  skipped: (SkippedRow & { file: string; unit: 'row' | 'line' })[];
 }
 
 /**
@@ -54,7 +54,7 @@ export interface FetchImagesResult {
  * DataError naming the document's file, row and image field, with the ImageError as its cause.
  */
 export async function fetchRemoteImages(docs: readonly Document[], opts: FetchImagesOptions = {}): Promise<FetchImagesResult> {
-  const bad = new Map<number, { file: string; row: number; field?: string; reason: string }>();
+  const bad = new Map<number, { file: string; unit: 'row' | 'line'; row: number; field?: string; reason: string }>();
   const todo = docs
     .map((d, i) => [i, imageDocOf(d)] as const)
     .filter(([, img]) => img && img.blob === undefined && img.uri !== undefined && imageSourceKind(img.uri) !== 'file');
@@ -68,7 +68,7 @@ export async function fetchRemoteImages(docs: readonly Document[], opts: FetchIm
         if (!(err instanceof ImageError)) throw err;
         const e = documentError(docs[i]!, 'image', err.message, `${opts.where ?? 'documents'}[${i}]`, err);
         if (!opts.skipBadRows) throw e;
-        bad.set(i, { file: e.file, row: e.row ?? i + 1, ...(e.field !== undefined ? { field: e.field } : {}), reason: err.message });
+        bad.set(i, { file: e.file, unit: e.unit, row: e.row ?? i + 1, ...(e.field !== undefined ? { field: e.field } : {}), reason: err.message });
       }
     }
   };

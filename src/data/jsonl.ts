@@ -126,7 +126,8 @@ export async function loadJsonl(file: string, opts: JsonlOptions = {}): Promise<
     if (label !== undefined && (text === undefined) !== (image === undefined)) return labeledItem(json, line, base, o);
     if (typeof text !== 'string') throw new LineError(line, 'text', text === undefined ? 'missing' : `must be a string, got ${typeName(text)}`);
     if (!text.trim()) throw new LineError(line, 'text', 'empty caption');
-    if (typeof image !== 'string') throw new LineError(line, 'image', image === undefined ? 'missing' : `must be a string, got ${typeName(image)}`);
+    if (typeof image !== 'string')
+      throw new LineError(line, 'image', image === undefined ? 'missing (a pair needs "text" and "image"; a labeled query or index item needs "label")' : `must be a string, got ${typeName(image)}`);
     if (!image.trim()) throw new LineError(line, 'image', 'empty');
     const uri = checkedUri(image.trim(), base, line, 'image', o);
     const tags = json['tags'];

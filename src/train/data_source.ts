@@ -13,7 +13,8 @@ import { loadJsonl } from '../data/jsonl.js';
 import { documentError } from '../data/origin.js';
 import { pull } from '../data/store.js';
 
-export type SkippedRecord = SkippedRow & { file: string };
+/** A skipped row: `row` counts lines in JSONL files (unit 'line'). */
+export type SkippedRecord = SkippedRow & { file: string; unit: 'row' | 'line' };
 
 export interface LoadedDocs {
   docs: DocumentArray;
@@ -39,7 +40,8 @@ export async function loadDocuments(spec: string, opts: { skipBadRows?: boolean;
     : /\.jsonl?$/i.test(spec)
       ? await loadJsonl(spec, bad)
       : await loadCsv(spec, { ...bad, ...(opts.labeled ? { isLabeled: opts.labeled } : {}) });
-  return { docs: r.docs, skipped: r.stats.skipped.map((s) => ({ ...s, file: spec })) };
+  const unit = 'lines' in r.stats ? 'line' : 'row';
+  return { docs: r.docs, skipped: r.stats.skipped.map((s) => ({ ...s, file: spec, unit })) };
 }
 
 /** The text–image pairs of a data spec, their http(s) and data: images read into blobs. A Document
@@ -53,7 +55,7 @@ export async function loadPairs(spec: string, opts: { skipBadRows?: boolean; fie
     if (isPair(d)) return pairs.push(d);
     const e = documentError(d, 'image', 'is not a text–image pair (needs a text and an image)', `${spec}[${i}]`);
     if (!opts.skipBadRows) throw e;
-    skipped.push({ file: e.file, row: e.row ?? i + 1, reason: e.detail });
+    skipped.push({ file: e.file, unit: e.unit, row: e.row ?? i + 1, reason: e.detail });
   });
   const fetched = await fetchRemoteImages(pairs, { skipBadRows: opts.skipBadRows, where: spec });
   skipped.push(...fetched.skipped);

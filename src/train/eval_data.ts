@@ -100,7 +100,7 @@ async function selectSide(docs: readonly Document[], tower: Tower, role: 'query'
   const bad = (doc: Document, i: number, field: OriginField, detail: string, cause?: unknown): void => {
     const e = documentError(doc, field, detail, `${where}[${i}]`, cause);
     if (!skipBadRows) throw e;
-    skipped.push({ file: e.file, row: e.row ?? i + 1, ...(e.field !== undefined ? { field: e.field } : {}), reason: detail });
+    skipped.push({ file: e.file, unit: e.unit, row: e.row ?? i + 1, ...(e.field !== undefined ? { field: e.field } : {}), reason: detail });
   };
   const kept: Document[] = [];
   const labels = new Map<Document, string>();
