@@ -158,6 +158,9 @@ test('bad rows: a query without a label, an index Document without an image, a 4
   await assert.rejects(cli('--query-data', unlabeled, '--index-data', index), rowError(unlabeled, 3, `tags.${LABEL_TAG}`, /no label: query documents that are not text–image pairs/));
   const unlabeledCsv = write('q-nolabel.csv', ['text,label', `${shapes.captions[0]},red`, `${shapes.captions[1]},`]);
   await assert.rejects(cli('--query-data', unlabeledCsv, '--index-data', index), rowError(unlabeledCsv, 3, 'label', /empty label/));
+  // Without a header a text,label row reads as a pair with no image; the error says what is missing.
+  const headerless = write('q-headerless.csv', [`${shapes.captions[0]},red`]);
+  await assert.rejects(cli('--query-data', headerless, '--index-data', index), rowError(headerless, 1, 'image', /needs a header naming its label column, e.g. text,label/));
 
   const bad: [string, unknown, string, RegExp, ImageErrorKind?][] = [
     ['x-noimage.jsonl', { id: 'bad', text: 'a caption, no image', tags: { [LABEL_TAG]: 'red' } }, 'uri', /index document has no image for clip-vision/],

@@ -257,7 +257,8 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
         throw new RowError(
           r.row,
           'image',
-          `neither value is an image (an http(s)/file/data:image URI, or a path ending in .png/.jpg/.jpeg/.webp/.gif): ${JSON.stringify(v0.slice(0, 80))}, ${JSON.stringify(v1.slice(0, 80))}`,
+          `neither value is an image (an http(s)/file/data:image URI, or a path ending in .png/.jpg/.jpeg/.webp/.gif): ${JSON.stringify(v0.slice(0, 80))}, ${JSON.stringify(v1.slice(0, 80))}` +
+            (ctx.isLabeled === 'auto' ? '; labelled evaluation data needs a header naming its label column, e.g. text,label' : ''),
         );
       const image = r.values[imageCol]!;
       checkImage(r.row, 'image', image, ctx);
