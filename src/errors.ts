@@ -70,13 +70,15 @@ export class ParamError extends ClipfitError {
   }
 }
 
-/** Why an image could not be used; `file` is the path (or the name given for in-memory bytes). */
-export type ImageErrorKind = 'missing' | 'unreadable' | 'empty' | 'corrupt' | 'unsupported' | 'too-large';
+/** Why an image could not be used; `file` is the path, URI (or the name given for in-memory bytes).
+ * 'refused': the source is not allowed where it was given (an unknown URI scheme, a remote URL with
+ * remote fetches off, a local path outside the allowed folder). */
+export type ImageErrorKind = 'missing' | 'unreadable' | 'empty' | 'corrupt' | 'unsupported' | 'too-large' | 'refused';
 
 /** An image that cannot be read, decoded or accepted: missing, empty, corrupt or truncated, an
- * unsupported format, or more pixels than the limit. Names the file. */
+ * unsupported format, more pixels than the limit, or a source that is refused. Names the file. */
 export class ImageError extends ClipfitError {
-  constructor(readonly file: string, readonly kind: ImageErrorKind, detail: string, options?: { cause?: unknown }) {
+  constructor(readonly file: string, readonly kind: ImageErrorKind, readonly detail: string, options?: { cause?: unknown }) {
     super(`image '${file}' (${kind}): ${detail}`, options);
   }
 }
@@ -154,8 +156,11 @@ export type UriErrorKind = 'missing' | 'unreadable' | 'unsupported' | 'bad-data-
 
 /** A document URI (local path, file://, data:, http(s)://) that cannot be read. Names the URI. */
 export class UriError extends ClipfitError {
-  constructor(readonly uri: string, readonly kind: UriErrorKind, detail: string, options?: { cause?: unknown }) {
+  /** The HTTP status of an http(s) answer that was not 2xx. */
+  readonly status?: number;
+  constructor(readonly uri: string, readonly kind: UriErrorKind, readonly detail: string, options?: { cause?: unknown; status?: number }) {
     super(`uri '${uri.length > 120 ? uri.slice(0, 117) + '...' : uri}' (${kind}): ${detail}`, options);
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 

@@ -9,8 +9,13 @@
 // the distinct captions and images and whose edges are the rows, so every pair sharing a caption or
 // an image, directly or through others, shares a label (CLIP's loss must not treat them as
 // negatives). Only an exact repeat of a row is dropped (counted in stats.duplicates).
-// Labeled mode (`isLabeled`): column 1 is an item (an image or a text), column 2 its label, which
-// becomes `tags.finetuner_label` (a string) of a single Document.
+// Labeled mode (`isLabeled`): one column is an item (an image or a text), the other its label, which
+// becomes `tags.finetuner_label` (a string) of a single Document: evaluation data as Finetuner has
+// it (text queries, image index, relevant when the labels are equal). The label is column 2 unless
+// the header names column 1 label, labels, finetuner_label, class or category. A header naming the
+// item column text, caption, query, … makes every item a text; image, uri, path, … every item an
+// image; otherwise each item is told by the image rule. With `isLabeled: 'auto'` a file is labeled
+// when its header names a label column (`text,label`, `image,label`), else it holds pairs.
 //
 // Image rule: a value is an image when it is an http(s):// URL, a file:// URL, a data:image/ URI, or
 // a path ending in .png/.jpg/.jpeg/.webp/.gif that either has no whitespace or exists (relative
@@ -27,11 +32,14 @@ import { Document, DocumentArray, LABEL_TAG } from './document.js';
 import { firstInvalidUtf8, isBlankRecord, readRecords, sniffDelimiter } from './csv_parse.js';
 import type { RawRecord } from './csv_parse.js';
 import { componentLabels, labeledPair } from './pair_labels.js';
+import { imageSourceKind } from './image_source.js';
+import { setOrigin } from './origin.js';
 import { hasImageExtension, localPath, uriKind } from './uri.js';
 
 export interface CsvOptions {
-  /** Column 2 is a label for the item in column 1 (default false: the two columns are a pair). */
-  isLabeled?: boolean;
+  /** One column is a label for the item in the other (default false: the two columns are a pair);
+   * 'auto': labeled when the header names a label column. */
+  isLabeled?: boolean | 'auto';
   /** Whether row 1 is a header (default 'auto': see `detectHeader`). */
   hasHeader?: boolean | 'auto';
   /** Default 'auto': the one that splits most sampled rows into two fields (a tie goes to tab). */
@@ -79,7 +87,11 @@ const HEADER_NAMES = new Set([
   'file_name', 'filepath', 'file_path', 'text', 'texts', 'caption', 'captions', 'description', 'title', 'sentence', 'query',
   'label', 'labels', 'class', 'category', 'item', 'document', 'content', 'name', 'alt', 'alt_text', 'tag', 'finetuner_label',
 ]);
-const isHeaderName = (v: string) => HEADER_NAMES.has(v.trim().toLowerCase().replace(/[\s-]+/g, '_'));
+const headerKey = (v: string) => v.trim().toLowerCase().replace(/[\s-]+/g, '_');
+const isHeaderName = (v: string) => HEADER_NAMES.has(headerKey(v));
+const LABEL_NAMES = new Set(['label', 'labels', 'finetuner_label', 'class', 'category']);
+const TEXT_NAMES = new Set(['text', 'texts', 'caption', 'captions', 'description', 'title', 'sentence', 'query', 'content', 'alt', 'alt_text']);
+const IMAGE_NAMES = new Set(['image', 'images', 'img', 'image_uri', 'image_url', 'image_path', 'image_file', 'uri', 'url', 'path', 'file', 'filename', 'file_name', 'filepath', 'file_path']);
 
 /** The image rule above. `baseDir` resolves relative paths for the existence test. */
 export function looksLikeImage(value: string, baseDir: string): boolean {
@@ -155,8 +167,10 @@ export function parseCsv(bytes: Uint8Array, opts: CsvOptions & { file?: string }
   if (first && isHeader(first, rows.slice(1, 21), opts, baseDir)) header = rows.shift()!.values;
 
   // 3. rows → documents.
-  const build = opts.isLabeled ? labeledDocs : pairDocs;
-  const { docs, duplicates, labels } = build(rows, { ...opts, baseDir, file }, (e) => bad(e));
+  const labelCol = header ? header.findIndex((v) => LABEL_NAMES.has(headerKey(v))) : -1;
+  const labeled = opts.isLabeled === 'auto' ? labelCol >= 0 : !!opts.isLabeled;
+  const ctx: Ctx = { ...opts, baseDir, file, header, labelCol: labelCol === 0 ? 0 : 1 };
+  const { docs, duplicates, labels } = (labeled ? labeledDocs : pairDocs)(rows, ctx, (e) => bad(e));
   skipped.sort((a, b) => a.row - b.row);
   const stats: CsvStats = { file, delimiter, header, rows: records - (header ? 1 : 0), docs: docs.length, duplicates, labels, skipped };
   return { docs, stats };
@@ -188,14 +202,14 @@ function isHeader(first: Row, next: Row[], opts: CsvOptions, baseDir: string): b
   if (opts.hasHeader === true) return true;
   if (opts.hasHeader === false) return false;
   if (first.values.every(isHeaderName)) return true;
-  const imgs = (r: Row) => (opts.isLabeled ? [r.values[0]!] : r.values).some((v) => looksLikeImage(v, baseDir));
+  const imgs = (r: Row) => (opts.isLabeled === true ? [r.values[0]!] : r.values).some((v) => looksLikeImage(v, baseDir));
   if (imgs(first) || next.length === 0) return false;
   return next.filter(imgs).length * 2 > next.length;
 }
 
 type Sink = (e: RowError) => void;
 type Built = { docs: DocumentArray; duplicates: number; labels: number };
-type Ctx = CsvOptions & { baseDir: string; file: string };
+type Ctx = CsvOptions & { baseDir: string; file: string; header: string[] | null; labelCol: 0 | 1 };
 
 /** The image value → its uri: local paths become absolute (resolved against the CSV's folder). */
 function imageUri(v: string, baseDir: string): string {
@@ -225,7 +239,7 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
     if (a && !b) imgFirst++;
     if (b && !a) imgSecond++;
   }
-  type Pair = { row: number; text: string; image: string };
+  type Pair = { row: number; text: string; image: string; imageCol: 0 | 1 };
   const pairs: Pair[] = [];
   rows.forEach((r, k) => {
     try {
@@ -246,11 +260,12 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
         throw new RowError(
           r.row,
           'image',
-          `neither value is an image (an http(s)/file/data:image URI, or a path ending in .png/.jpg/.jpeg/.webp/.gif): ${JSON.stringify(v0.slice(0, 80))}, ${JSON.stringify(v1.slice(0, 80))}`,
+          `neither value is an image (an http(s)/file/data:image URI, or a path ending in .png/.jpg/.jpeg/.webp/.gif): ${JSON.stringify(v0.slice(0, 80))}, ${JSON.stringify(v1.slice(0, 80))}` +
+            (ctx.isLabeled === 'auto' ? '; labelled evaluation data needs a header naming its label column, e.g. text,label' : ''),
         );
       const image = r.values[imageCol]!;
       checkImage(r.row, 'image', image, ctx);
-      pairs.push({ row: r.row, text: r.values[1 - imageCol]!, image: imageUri(image, ctx.baseDir) });
+      pairs.push({ row: r.row, text: r.values[1 - imageCol]!, image: imageUri(image, ctx.baseDir), imageCol });
     } catch (e) {
       if (e instanceof RowError) bad(e);
       else throw e;
@@ -271,25 +286,43 @@ function pairDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
   const { labels, count } = componentLabels(kept);
   const docs = new DocumentArray(
     kept.map((p, k) => {
-      return labeledPair(p.text, p.image, labels[k]!);
+      const doc = labeledPair(p.text, p.image, labels[k]!);
+      setOrigin(doc, { file: ctx.file, row: p.row, unit: 'row', fields: { image: columnName(ctx, p.imageCol, 'image'), text: columnName(ctx, 1 - p.imageCol, 'text'), label: 'label' } });
+      return doc;
     }),
   );
   return { docs, duplicates, labels: count };
 }
 
+/** The header's name for a column, else `fallback`. */
+const columnName = (ctx: Ctx, col: number, fallback: string): string => ctx.header?.[col] || fallback;
+
 function labeledDocs(rows: Row[], ctx: Ctx, bad: Sink): Built {
   const docs = new DocumentArray();
   const labels = new Set<string>();
+  const lc = ctx.labelCol;
+  const ic = 1 - lc;
+  const itemName = columnName(ctx, ic, 'item');
+  const labelName = columnName(ctx, lc, 'label');
+  // The item column's header decides the modality for every row; without one, each row's value does.
+  const itemKey = ctx.header ? headerKey(ctx.header[ic]!) : '';
+  const forced = TEXT_NAMES.has(itemKey) ? 'text' : IMAGE_NAMES.has(itemKey) ? 'image' : null;
   for (const r of rows) {
     try {
-      const [item, label] = r.values as [string, string];
-      if (!item) throw new RowError(r.row, 'item', 'empty item (column 1)');
-      if (!label) throw new RowError(r.row, 'label', 'empty label (column 2)');
+      const item = r.values[ic]!;
+      const label = r.values[lc]!;
+      if (!item) throw new RowError(r.row, itemName, `empty item (column ${ic + 1})`);
+      if (!label) throw new RowError(r.row, labelName, `empty label (column ${lc + 1})`);
       const tags = { [LABEL_TAG]: label };
-      if (looksLikeImage(item, ctx.baseDir)) {
-        checkImage(r.row, 'item', item, ctx);
-        docs.push(new Document({ uri: imageUri(item, ctx.baseDir), modality: 'image', tags }));
-      } else docs.push(new Document({ text: item, modality: 'text', tags }));
+      let doc: Document;
+      const isImage = forced ? forced === 'image' : looksLikeImage(item, ctx.baseDir);
+      if (isImage) {
+        if (imageSourceKind(item) === null) throw new RowError(r.row, itemName, `unsupported URI scheme: ${item.slice(0, 80)}`);
+        checkImage(r.row, itemName, item, ctx);
+        doc = new Document({ uri: imageUri(item, ctx.baseDir), modality: 'image', tags });
+      } else doc = new Document({ text: item, modality: 'text', tags });
+      setOrigin(doc, { file: ctx.file, row: r.row, unit: 'row', fields: { text: itemName, image: itemName, label: labelName } });
+      docs.push(doc);
       labels.add(label);
     } catch (e) {
       if (e instanceof RowError) bad(e);

@@ -1,5 +1,6 @@
 // The data layer: Document/DocumentArray, Finetuner's CSV rules, JSONL and folder loaders, URI
-// loading and the named-dataset store.
+// loading, the one image-source resolver (paths, file://, http(s), data:), where Documents came
+// from (for errors), and the named-dataset store.
 
 export { Document, DocumentArray, LABEL_TAG, isPair, pairDocument, pairImage, pairText, randomId, seededPermutation, seededRandom } from './document.js';
 export type { DocumentInit, DocumentJson, ImageSource, Matrix, Modality, SplitOptions } from './document.js';
@@ -15,3 +16,11 @@ export { DEFAULT_MAX_URI_BYTES, DEFAULT_URI_TIMEOUT_MS, IMAGE_EXTENSIONS, decode
 export type { LoadUriOptions, UriKind } from './uri.js';
 export { DATASET_FORMAT, datasetInfo, datasetsRoot, deleteDataset, listDatasets, pull, push, storeHome } from './store.js';
 export type { DatasetListing, DatasetMeta, PushOptions, PushResult, StoreOptions } from './store.js';
+export { imageSourceKind, imageSourceName, localImagePath, readImageSource, sniffImageType } from './image_source.js';
+export type { ImageBytes, ImageSourceKind, ImageSourceOptions, ImageType } from './image_source.js';
+export { fetchRemote } from './remote_fetch.js';
+export type { RemoteFetchOptions } from './remote_fetch.js';
+export { fetchRemoteImages, imageDocOf, imageInputOf, imageName } from './doc_images.js';
+export type { FetchImagesOptions, FetchImagesResult } from './doc_images.js';
+export { documentError, originOf, setOrigin } from './origin.js';
+export type { Origin, OriginField } from './origin.js';

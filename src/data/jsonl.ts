@@ -1,7 +1,9 @@
 // JSON Lines training data: one object per line, either a pair
 //   {"text": "...", "image": "path, file://, data:image/… or http(s) URL", "label"?: …, "tags"?: {…}}
-// or a full Document (docarray-style JSON: has any of id, chunks, uri, blob, tensor, modality and no
-// "image" key). Relative paths resolve against the file's folder. Pair labels: a line's "label" is its
+// a labeled single item, as evaluation data has them (a text query or an index image and its label)
+//   {"text": "...", "label": …}   or   {"image": "...", "label": …}
+// or a full Document (docarray-style JSON: has any of id, chunks, uri, blob, tensor, modality, tags
+// and no "image" key). Relative paths resolve against the file's folder. Pair labels: a line's "label" is its
 // `finetuner_label`; when no pair line has one, labels come from shared captions and images as in the
 // CSV loader (see pair_labels.ts); when some do, lines without one stay unlabeled. Blank lines are
 // skipped; lines are counted 1-based as an editor shows them.
@@ -11,6 +13,8 @@ import path from 'node:path';
 import { DataError } from '../errors.js';
 import { Document, DocumentArray, isObject, LABEL_TAG, typeName } from './document.js';
 import type { SkippedRow } from './csv.js';
+import { setOrigin } from './origin.js';
+import type { Origin } from './origin.js';
 import { componentLabels } from './pair_labels.js';
 import { localPath, uriKind } from './uri.js';
 
@@ -33,7 +37,7 @@ export interface JsonlStats {
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
-const DOC_KEYS = ['id', 'chunks', 'uri', 'blob', 'tensor', 'modality', 'embedding', 'matches'];
+const DOC_KEYS = ['id', 'chunks', 'uri', 'blob', 'tensor', 'modality', 'embedding', 'matches', 'tags'];
 
 class LineError extends Error {
   constructor(readonly line: number, readonly field: string | undefined, readonly reason: string) {
@@ -55,7 +59,7 @@ export async function loadJsonl(file: string, opts: JsonlOptions = {}): Promise<
     skipped.push(e.field === undefined ? { row: e.line, reason: e.reason } : { row: e.line, field: e.field, reason: e.reason });
   };
 
-  type Item = { doc: Document; pair?: { text: string; image: string }; explicitLabel: boolean };
+  type Item = { doc: Document; pair?: { text: string; image: string }; explicitLabel: boolean; fields: Origin['fields'] };
   const items: Item[] = [];
   let lines = 0;
   let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
@@ -79,7 +83,9 @@ export async function loadJsonl(file: string, opts: JsonlOptions = {}): Promise<
       } catch (err) {
         throw new LineError(lineNo, undefined, `invalid JSON: ${(err as Error).message}`);
       }
-      items.push(parseLine(json, lineNo, baseDir, opts, `${file}:${lineNo}`));
+      const item = parseLine(json, lineNo, baseDir, opts, `${file}:${lineNo}`);
+      setOrigin(item.doc, { file, row: lineNo, unit: 'line', fields: item.fields });
+      items.push(item);
     } catch (e) {
       if (e instanceof LineError) bad(e);
       else if (e instanceof DataError) {
@@ -104,25 +110,50 @@ export async function loadJsonl(file: string, opts: JsonlOptions = {}): Promise<
     if (!('image' in json) && DOC_KEYS.some((k) => k in json)) {
       const doc = Document.fromJSON(json, where);
       resolveUris(doc, base, line, o);
-      return { doc, explicitLabel: true };
+      const ti = doc.chunks.findIndex((c) => c.modality === 'text');
+      const ii = doc.chunks.findIndex((c) => c.modality === 'image');
+      const fields = doc.chunks.length
+        ? { text: ti >= 0 ? `chunks[${ti}].text` : 'text', image: ii >= 0 ? `chunks[${ii}].uri` : 'uri', label: `tags.${LABEL_TAG}` }
+        : { text: 'text', image: 'uri', label: `tags.${LABEL_TAG}` };
+      return { doc, explicitLabel: true, fields };
     }
     const text = json['text'];
     const image = json['image'];
-    if (typeof text !== 'string') throw new LineError(line, 'text', text === undefined ? 'missing' : `must be a string, got ${typeName(text)}`);
-    if (!text.trim()) throw new LineError(line, 'text', 'empty caption');
-    if (typeof image !== 'string') throw new LineError(line, 'image', image === undefined ? 'missing' : `must be a string, got ${typeName(image)}`);
-    if (!image.trim()) throw new LineError(line, 'image', 'empty');
-    const uri = checkedUri(image.trim(), base, line, 'image', o);
-    const tags = json['tags'];
-    if (tags !== undefined && !isObject(tags)) throw new LineError(line, 'tags', `must be an object, got ${typeName(tags)}`);
     const label = json['label'];
     if (label !== undefined && typeof label !== 'string' && typeof label !== 'number') {
       throw new LineError(line, 'label', `must be a string or a number, got ${typeName(label)}`);
     }
+    if (label !== undefined && (text === undefined) !== (image === undefined)) return labeledItem(json, line, base, o);
+    if (typeof text !== 'string') throw new LineError(line, 'text', text === undefined ? 'missing' : `must be a string, got ${typeName(text)}`);
+    if (!text.trim()) throw new LineError(line, 'text', 'empty caption');
+    if (typeof image !== 'string')
+      throw new LineError(line, 'image', image === undefined ? 'missing (a pair needs "text" and "image"; a labeled query or index item needs "label")' : `must be a string, got ${typeName(image)}`);
+    if (!image.trim()) throw new LineError(line, 'image', 'empty');
+    const uri = checkedUri(image.trim(), base, line, 'image', o);
+    const tags = json['tags'];
+    if (tags !== undefined && !isObject(tags)) throw new LineError(line, 'tags', `must be an object, got ${typeName(tags)}`);
     const rootTags: Record<string, unknown> = { ...(tags ?? {}) };
     const doc = new Document({ tags: rootTags, chunks: [{ text: text.trim(), modality: 'text' }, { uri, modality: 'image' }] });
     if (label !== undefined) setLabel(doc, label);
-    return { doc, pair: { text: text.trim(), image: uri }, explicitLabel: label !== undefined };
+    return { doc, pair: { text: text.trim(), image: uri }, explicitLabel: label !== undefined, fields: { text: 'text', image: 'image', label: 'label' } };
+  }
+
+  /** {"text", "label"} or {"image", "label"}: one labeled Document. */
+  function labeledItem(json: Record<string, unknown>, line: number, base: string, o: JsonlOptions): Item {
+    const field = 'text' in json ? 'text' : 'image';
+    const v = json[field];
+    if (typeof v !== 'string') throw new LineError(line, field, `must be a string, got ${typeName(v)}`);
+    if (!v.trim()) throw new LineError(line, field, 'empty');
+    const label = json['label'] as string | number;
+    if (label === '') throw new LineError(line, 'label', 'empty label');
+    const tags = json['tags'];
+    if (tags !== undefined && !isObject(tags)) throw new LineError(line, 'tags', `must be an object, got ${typeName(tags)}`);
+    const allTags = { ...(tags ?? {}), [LABEL_TAG]: label };
+    const doc =
+      field === 'text'
+        ? new Document({ text: v.trim(), modality: 'text', tags: allTags })
+        : new Document({ uri: checkedUri(v.trim(), base, line, 'image', o), modality: 'image', tags: allTags });
+    return { doc, explicitLabel: true, fields: { text: 'text', image: 'image', label: 'label' } };
   }
 }
 

@@ -1,12 +1,15 @@
 // Reading a Document's uri into bytes (docarray's `load_uri_to_blob`): a local path (relative to
 // `baseDir`), a file:// URL, a data: URI (base64 or percent-encoded), or http(s):// through Node's
-// fetch with a timeout and a size cap. Every failure is a UriError naming the URI.
+// fetch with a timeout and a size cap (remote_fetch.ts). Every failure is a UriError naming the URI.
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UriError } from '../errors.js';
 import { Document } from './document.js';
+import { DEFAULT_MAX_URI_BYTES, DEFAULT_URI_TIMEOUT_MS, fetchRemote } from './remote_fetch.js';
+
+export { DEFAULT_MAX_URI_BYTES, DEFAULT_URI_TIMEOUT_MS };
 
 export interface LoadUriOptions {
   /** Folder that relative paths are resolved against (default: the working directory). */
@@ -17,9 +20,6 @@ export interface LoadUriOptions {
   maxBytes?: number;
   signal?: AbortSignal;
 }
-
-export const DEFAULT_URI_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_URI_BYTES = 64 * 1024 * 1024;
 
 /** File extensions read as images (lower case, with the dot). */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.webp', '.gif'];
@@ -99,7 +99,7 @@ export async function loadUriToBlob(docOrUri: Document | string, opts: LoadUriOp
     bytes = d.bytes;
     if (doc) doc.mimeType = d.mimeType;
   } else if (kind === 'http') {
-    bytes = await fetchBytes(uri, max, opts);
+    bytes = await fetchRemote(uri, { timeoutMs: opts.timeoutMs, maxBytes: max, signal: opts.signal });
   } else {
     bytes = await readLocal(uri, localPath(uri, opts.baseDir)!, max);
   }
@@ -107,7 +107,8 @@ export async function loadUriToBlob(docOrUri: Document | string, opts: LoadUriOp
   return bytes;
 }
 
-async function readLocal(uri: string, file: string, max: number): Promise<Uint8Array> {
+/** The bytes of a local file; `uri` (as given) names it in errors. */
+export async function readLocal(uri: string, file: string, max: number): Promise<Uint8Array> {
   let st;
   try {
     st = await fsp.stat(file);
@@ -124,55 +125,3 @@ async function readLocal(uri: string, file: string, max: number): Promise<Uint8A
     throw new UriError(uri, 'unreadable', `${file}: ${(err as Error).message}`, { cause: err });
   }
 }
-
-async function fetchBytes(uri: string, max: number, opts: LoadUriOptions): Promise<Uint8Array> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_URI_TIMEOUT_MS;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-  const fail = (err: unknown): never => {
-    if (err instanceof UriError) throw err;
-    if (timeout.aborted) throw new UriError(uri, 'timeout', `no complete answer within ${timeoutMs} ms`, { cause: err });
-    throw new UriError(uri, 'http', (err as Error).message + causeText(err), { cause: err });
-  };
-  let res: Response;
-  try {
-    res = await fetch(uri, { signal, redirect: 'follow' });
-  } catch (err) {
-    return fail(err);
-  }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new UriError(uri, 'http', `HTTP ${res.status} ${res.statusText}`);
-  }
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new UriError(uri, 'too-large', `Content-Length ${declared} bytes, the limit is ${max}`);
-  }
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  try {
-    if (res.body) {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        total += chunk.length;
-        // Throwing ends the for-await, whose return() cancels the stream.
-        if (total > max) throw new UriError(uri, 'too-large', `more than ${max} bytes`);
-        parts.push(chunk);
-      }
-    }
-  } catch (err) {
-    return fail(err);
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-const causeText = (err: unknown): string => {
-  const c = (err as { cause?: unknown }).cause;
-  return c instanceof Error ? ` (${c.message})` : '';
-};

@@ -1,16 +1,19 @@
-// Retrieval metrics of any model (a folder, an artifact, name::tag) on labelled pairs: captions of
-// the query data against images of the index data, the way fit()'s EvaluationCallback scores each
-// epoch (same labels: `finetuner_label`, else the pair's position, so a set matched against itself
-// counts a caption's own image as relevant). So `clipfit eval` on an artifact reproduces the
-// metrics fit() reported for its last epoch.
+// Retrieval metrics of any model (a folder, an artifact, name::tag): the texts of the query data
+// against the images of the index data, read and labelled the way fit()'s EvaluationCallback reads
+// them (eval_data.ts: text–image pairs, or labelled text queries and image index Documents;
+// relevance by `finetuner_label`, else a pair's position, so a set matched against itself counts a
+// caption's own image as relevant). So `clipfit eval` on an artifact reproduces the metrics fit()
+// reported for its last epoch.
 
-import type { Document } from '../data/index.js';
+import { Document } from '../data/index.js';
 import { ConfigError } from '../errors.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
 import type { Distance } from '../eval/knn.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import type { Device } from '../runtime/session.js';
-import { labelOf, loadPairs } from '../train/data_source.js';
+import type { SkippedRecord } from '../train/data_source.js';
+import { imageFailure, loadEvalSets } from '../train/eval_data.js';
+import type { EvalData, EvalSide } from '../train/eval_data.js';
 import { encode } from './encode.js';
 import { getModel, inferenceFromClip } from './get_model.js';
 import type { InferenceModel } from './get_model.js';
@@ -18,10 +21,11 @@ import type { InferenceModel } from './get_model.js';
 export interface EvaluateModelOptions {
   /** A model folder, a fit() artifact or name::tag. */
   model: string;
-  /** Pairs whose captions are the queries: CSV, JSONL, folder or dataset:NAME[@vN]. */
-  queryData: string;
-  /** Pairs whose images are the index (may be the same as queryData). */
-  indexData: string;
+  /** The queries: pairs (their captions) or labelled text Documents — CSV, JSONL, folder,
+   * dataset:NAME[@vN], or Documents. */
+  queryData: EvalData;
+  /** The index: pairs (their images) or labelled image Documents (may be the same as queryData). */
+  indexData: EvalData;
   limit?: number;
   distance?: Distance;
   tokenizer?: string;
@@ -30,12 +34,16 @@ export interface EvaluateModelOptions {
   batchSize?: number;
   device?: Device;
   excludeSelf?: boolean;
+  /** Skip (and count) bad query and index rows instead of failing. */
+  skipBadRows?: boolean;
 }
 
 export interface ModelEvaluation {
   metrics: Record<string, number>;
   queries: number;
   index: number;
+  /** Bad rows skipped (with skipBadRows). */
+  skipped: { query: SkippedRecord[]; index: SkippedRecord[] };
 }
 
 const DISTANCES: readonly Distance[] = ['cosine', 'euclidean', 'sqeuclidean'];
@@ -45,8 +53,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   if (!Number.isInteger(limit) || limit < 1) throw new ConfigError('limit', `must be a positive integer, got ${limit}`);
   const distance = o.distance ?? 'cosine';
   if (!DISTANCES.includes(distance)) throw new ConfigError('distance', `must be one of ${DISTANCES.join(', ')}, got ${JSON.stringify(distance)}`);
-  const query: Document[] = [...(await loadPairs(o.queryData, { field: 'queryData' })).docs];
-  const index: Document[] = o.indexData === o.queryData ? query : [...(await loadPairs(o.indexData, { field: 'indexData' })).docs];
+  const { query, index } = await loadEvalSets(o.queryData, o.indexData, { skipBadRows: o.skipBadRows });
 
   let text: InferenceModel;
   let vision: InferenceModel;
@@ -60,25 +67,30 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     vision = inferenceFromClip(shared, 'clip-vision');
   }
   try {
-    // Pairs: the text tower encodes their captions, the vision tower their images.
-    const q = await encode(text, query, { batchSize: o.batchSize });
-    const x = await encode(vision, index, { batchSize: o.batchSize });
+    const q = await encode(text, query.texts, { batchSize: o.batchSize });
+    const x = await encode(vision, imageDocs(index), { batchSize: o.batchSize }).catch(async (err: unknown) => {
+      throw await imageFailure(err, index);
+    });
     const metrics = evaluateRetrieval({
       queryEmbeddings: q.data,
-      queryLabels: query.map((d, i) => labelOf(d, `q${i}`)),
-      queryIds: query.map((d) => d.id),
+      queryLabels: query.labels,
+      queryIds: query.ids,
       indexEmbeddings: x.data,
-      indexLabels: index.map((d, i) => labelOf(d, `q${i}`)),
-      indexIds: index.map((d) => d.id),
+      indexLabels: index.labels,
+      indexIds: index.ids,
       limit,
       distance,
       excludeSelf: o.excludeSelf ?? false,
       prefix: 'clip-text-to-clip-vision',
     });
-    return { metrics, queries: query.length, index: index.length };
+    return { metrics, queries: query.docs.length, index: index.docs.length, skipped: { query: query.skipped, index: index.skipped } };
   } finally {
     await text.release();
     await vision.release();
     await shared?.release();
   }
 }
+
+/** The index side's images as image Documents for the vision tower (bytes, or a local path). */
+const imageDocs = (side: EvalSide): Document[] =>
+  side.images.inputs.map((x) => (typeof x === 'string' ? new Document({ uri: x, modality: 'image' }) : new Document({ blob: x, modality: 'image' })));

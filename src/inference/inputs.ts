@@ -5,7 +5,8 @@
 
 import { existsSync } from 'node:fs';
 import { Document, isPair, pairImage, pairText } from '../data/document.js';
-import { hasImageExtension, loadUriToBlob, localPath, uriKind } from '../data/uri.js';
+import { imageSourceKind, localImagePath, readImageSource } from '../data/image_source.js';
+import { hasImageExtension } from '../data/uri.js';
 import { ModalityError } from '../errors.js';
 
 export type Tower = 'clip-text' | 'clip-vision';
@@ -37,8 +38,8 @@ export function textOf(item: string | Document, i: number): string {
 }
 
 function refOfUri(uri: string, i: number): ImageRef {
-  const kind = uriKind(uri);
-  if (kind === 'path' || kind === 'file-url') return { file: localPath(uri)! };
+  const kind = imageSourceKind(uri);
+  if (kind === 'file') return { file: localImagePath(uri)! };
   if (kind === 'data' || kind === 'http') return { remote: uri };
   throw new ModalityError(i, 'clip-vision', `uri ${JSON.stringify(uri)} has an unsupported scheme (local paths, file://, data: and http(s):// are read)`);
 }
@@ -65,9 +66,9 @@ export function imageOf(item: string | Document, i: number): ImageRef {
   throw new ModalityError(i, 'clip-vision', `document ${item.id} has no image (no uri or blob, and is not a text–image pair)`);
 }
 
-/** A path or the bytes of an image, reading data:/http(s) URIs. */
+/** A path or the bytes of an image, reading data:/http(s) URIs (checked to be images). */
 export async function fetchImage(ref: ImageRef): Promise<string | Uint8Array> {
   if ('file' in ref) return ref.file;
   if ('blob' in ref) return ref.blob;
-  return loadUriToBlob(ref.remote);
+  return (await readImageSource(ref.remote)).bytes;
 }

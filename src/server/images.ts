@@ -1,32 +1,26 @@
 // Images the server accepts and keeps. Types are told by magic bytes, never by name or declared
-// content type: PNG 89 50 4E 47 0D 0A 1A 0A, JPEG FF D8 FF, GIF "GIF87a"/"GIF89a", WebP
-// "RIFF"<size>"WEBP". Stored images live at <index>/images/<id>.<ext>; ids are restricted to
-// [A-Za-z0-9_.-] (no leading dot), so an id can never name a path outside that folder. Image URIs
-// in requests: data: always; http(s) unless remote URIs are off; local paths only inside the
-// configured root (resolved through symlinks), none by default.
+// content type (sniffImageType in data/image_source.ts). Stored images live at
+// <index>/images/<id>.<ext>; ids are restricted to [A-Za-z0-9_.-] (no leading dot), so an id can
+// never name a path outside that folder. Image URIs in requests go through the data layer's one
+// image resolver with the server's policy as its options: data: always; http(s) unless remote URIs
+// are off; local paths only inside the configured root (resolved through symlinks), none by default.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { loadUriToBlob, localPath, uriKind } from '../data/uri.js';
+import { imageSourceKind, readImageSource, sniffImageType } from '../data/image_source.js';
+import type { ImageType } from '../data/image_source.js';
+import { ImageError } from '../errors.js';
 import { badRequest, HttpError, tooLarge, unsupportedMedia } from './http_errors.js';
 
-export type ImageType = 'png' | 'jpeg' | 'gif' | 'webp';
+export type { ImageType };
 
 export const CONTENT_TYPES: Record<ImageType, string> = { png: 'image/png', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp' };
 const EXT: Record<ImageType, string> = { png: 'png', jpeg: 'jpg', gif: 'gif', webp: 'webp' };
 const TYPE_OF_EXT: Record<string, ImageType> = { png: 'png', jpg: 'jpeg', gif: 'gif', webp: 'webp' };
 
-const ascii = (b: Uint8Array, at: number, s: string): boolean => [...s].every((c, i) => b[at + i] === c.charCodeAt(0));
-
 /** The image type from the first bytes, or null. */
-export function sniffImage(b: Uint8Array): ImageType | null {
-  if (b.length >= 8 && [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((x, i) => b[i] === x)) return 'png';
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
-  if (b.length >= 6 && (ascii(b, 0, 'GIF87a') || ascii(b, 0, 'GIF89a'))) return 'gif';
-  if (b.length >= 12 && ascii(b, 0, 'RIFF') && ascii(b, 8, 'WEBP')) return 'webp';
-  return null;
-}
+export const sniffImage = sniffImageType;
 
 /** The type of `bytes`, or 415 naming `what`. */
 export function requireImage(bytes: Uint8Array, what: string): ImageType {
@@ -99,34 +93,39 @@ export interface UriPolicy {
   maxBytes: number;
 }
 
-/** Is `file` (already resolved through symlinks) inside `root`? */
-const inside = (root: string, file: string): boolean => {
-  const rel = path.relative(root, file);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-};
-
 /** The bytes of an image URI from a request, checked to be an image; `field` names it in errors. */
 export async function readImageUri(uri: string, field: string, policy: UriPolicy): Promise<{ bytes: Uint8Array; type: ImageType }> {
-  const kind = uriKind(uri);
-  let bytes: Uint8Array;
-  if (kind === 'data') bytes = await loadUriToBlob(uri, { maxBytes: policy.maxBytes });
-  else if (kind === 'http') {
-    if (policy.allowRemote === false) throw badRequest(`${field}: http(s) URIs are disabled on this server; upload the image or send a data: URI`);
-    bytes = await loadUriToBlob(uri, { maxBytes: policy.maxBytes, timeoutMs: 15_000 });
-  } else if (kind === 'path' || kind === 'file-url') {
-    if (!policy.allowedRoot) throw badRequest(`${field}: local file URIs are disabled on this server (start it with --allow-root DIR); upload the image or send a data: URI`);
-    const root = await fsp.realpath(policy.allowedRoot);
-    const given = kind === 'path' ? path.resolve(root, uri) : localPath(uri)!;
-    let real: string;
-    try {
-      real = await fsp.realpath(given);
-    } catch {
-      if (!inside(root, given)) throw badRequest(`${field}: ${JSON.stringify(uri)} is outside the allowed root`);
-      throw new HttpError(422, 'unprocessable', `${field}: no such file ${JSON.stringify(uri)} under the allowed root`);
+  try {
+    const r = await readImageSource(uri, {
+      local: policy.allowedRoot ? { root: policy.allowedRoot } : false,
+      remote: policy.allowRemote === false ? false : { timeoutMs: 15_000 },
+      maxBytes: policy.maxBytes,
+    });
+    return { bytes: r.bytes, type: r.type };
+  } catch (err) {
+    if (err instanceof ImageError) throw httpErrorOf(err, uri, field, policy);
+    throw err;
+  }
+}
+
+/** The status a refused or unreadable request image gets: 400 for what the policy refuses, 413 too
+ * large, 415 not an image, 422 an image that cannot be read. */
+function httpErrorOf(err: ImageError, uri: string, field: string, policy: UriPolicy): HttpError {
+  const shown = JSON.stringify(uri.length > 80 ? uri.slice(0, 80) : uri);
+  switch (err.kind) {
+    case 'refused': {
+      const kind = imageSourceKind(uri);
+      if (kind === 'http') return badRequest(`${field}: http(s) URIs are disabled on this server; upload the image or send a data: URI`);
+      if (kind === 'file' && !policy.allowedRoot)
+        return badRequest(`${field}: local file URIs are disabled on this server (start it with --allow-root DIR); upload the image or send a data: URI`);
+      if (kind === 'file') return badRequest(`${field}: ${shown} is outside the allowed root`);
+      return badRequest(`${field}: unsupported URI ${shown} (data:, http(s):// or a path under the allowed root)`);
     }
-    if (!inside(root, real)) throw badRequest(`${field}: ${JSON.stringify(uri)} is outside the allowed root`);
-    bytes = await loadUriToBlob(real, { maxBytes: policy.maxBytes });
-  } else throw badRequest(`${field}: unsupported URI ${JSON.stringify(uri.slice(0, 80))} (data:, http(s):// or a path under the allowed root)`);
-  if (bytes.length > policy.maxBytes) throw tooLarge(`${field}: ${bytes.length} bytes, the limit is ${policy.maxBytes}`);
-  return { bytes, type: requireImage(bytes, field) };
+    case 'too-large':
+      return tooLarge(`${field}: ${err.detail}`);
+    case 'unsupported':
+      return unsupportedMedia(`${field} is not a PNG, JPEG, WebP or GIF image (checked by its first bytes)`);
+    default:
+      return new HttpError(422, 'unprocessable', `${field}: ${err.message}`);
+  }
 }

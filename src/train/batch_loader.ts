@@ -1,8 +1,12 @@
 // Turns a list of pair documents into the tensors of one training batch. Pixels are computed in
 // the image workers and kept in a cache (preprocessing is deterministic: no augmentation), so
-// only the first epoch decodes images; token ids are cut to the batch's longest caption.
+// only the first epoch decodes images; token ids are cut to the batch's longest caption. An image
+// that fails to decode is reported against its pair's file, row and image field.
 
 import type { Document } from '../data/index.js';
+import { imageName } from '../data/doc_images.js';
+import { documentError } from '../data/origin.js';
+import { ImageError } from '../errors.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import type { Tensor } from '../runtime/session.js';
 import { imageInput, labelOf, pairText } from './data_source.js';
@@ -31,7 +35,10 @@ export class BatchLoader {
     const pixels = new Float32Array(docs.length * per);
     const missing = docs.map((d, i) => [d, i] as const).filter(([d]) => !this.cache.has(d));
     if (missing.length) {
-      const fresh = await this.pool.preprocess(missing.map(([d]) => imageInput(d)), { size: pp.image_size, mean: pp.mean, std: pp.std });
+      const names = missing.map(([d]) => imageName(d));
+      const fresh = await this.pool.preprocess(missing.map(([d]) => imageInput(d)), names, { size: pp.image_size, mean: pp.mean, std: pp.std }).catch((err: unknown) => {
+        throw withRow(err, missing.map(([d]) => d), names);
+      });
       missing.forEach(([d], k) => {
         const px = fresh.subarray(k * per, (k + 1) * per);
         if (this.cachedBytes + px.byteLength <= this.opts.cacheBytes) {
@@ -63,4 +70,13 @@ export class BatchLoader {
   static feeds(b: Batch): Record<string, Tensor> {
     return { images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) };
   }
+}
+
+/** An ImageError about one of `docs` (matched by its name) as a DataError naming the document's
+ * file, row and image field; anything else unchanged. */
+export function withRow(err: unknown, docs: readonly Document[], names: readonly string[]): unknown {
+  if (!(err instanceof ImageError)) return err;
+  const k = names.indexOf(err.file);
+  if (k < 0) return err;
+  return documentError(docs[k]!, 'image', err.message, `documents[${k}]`, err);
 }

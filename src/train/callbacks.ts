@@ -5,12 +5,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { Document } from '../data/index.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
-import { imageInput, labelOf, loadPairs, pairText } from './data_source.js';
+import { imageFailure, loadEvalSets } from './eval_data.js';
+import type { EvalData, EvalSets, EvalSide } from './eval_data.js';
+import { preprocessInputs } from './pixels.js';
 
 export interface TrainContext {
   model: ClipModel;
@@ -32,54 +33,63 @@ export abstract class Callback {
 }
 
 type Tower = 'clip-text' | 'clip-vision';
+type EvaluationSpec = Extract<CallbackSpec, { type: 'EvaluationCallback' }>;
 
-/** Retrieval metrics of query documents against index documents, zero-shot and after every epoch. */
+/** Retrieval metrics of query documents against index documents, zero-shot and after every epoch.
+ * The data: text–image pairs, or labelled text (query) and image (index) Documents (eval_data.ts). */
 export class EvaluationCallback extends Callback {
-  readonly spec: Extract<CallbackSpec, { type: 'EvaluationCallback' }>;
-  private data: { query: Document[]; index: Document[] } | null = null;
-  private pixels = new Map<Tower, Float32Array>();
+  readonly spec: EvaluationSpec;
+  private data: EvalSets | null = null;
+  private pixels = new Map<'query' | 'index', Float32Array>();
 
-  constructor(
-    queryData: string,
-    indexData: string,
-    opts: Omit<Extract<CallbackSpec, { type: 'EvaluationCallback' }>, 'type' | 'queryData' | 'indexData'> = {},
-  ) {
+  constructor(queryData: EvalData, indexData: EvalData, opts: Omit<EvaluationSpec, 'type' | 'queryData' | 'indexData'> = {}) {
     super();
     for (const [k, v] of Object.entries({ model: opts.model, indexModel: opts.indexModel }))
       if (v !== undefined && v !== 'clip-text' && v !== 'clip-vision') throw new ConfigError(`EvaluationCallback.${k}`, `must be clip-text or clip-vision, got ${JSON.stringify(v)}`);
     if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit > 0)) throw new ConfigError('EvaluationCallback.limit', `must be a positive integer, got ${opts.limit}`);
+    for (const [k, v] of Object.entries({ queryData, indexData }))
+      if (typeof v !== 'string' && !Array.isArray(v)) throw new ConfigError(`EvaluationCallback.${k}`, 'give a data file, folder, dataset:NAME or an array of Documents');
     this.spec = { type: 'EvaluationCallback', queryData, indexData, ...opts };
   }
 
-  private async encode(ctx: TrainContext, tower: Tower, docs: Document[], role: 'query' | 'index') {
+  private async encode(ctx: TrainContext, tower: Tower, side: EvalSide, role: 'query' | 'index') {
     const bs = this.spec.batchSize ?? 32;
-    if (tower === 'clip-text') return ctx.model.encodeTexts(docs.map((d) => pairText(d)), { batchSize: bs });
-    let px = this.pixels.get(role === 'query' ? 'clip-text' : 'clip-vision');
+    if (tower === 'clip-text') return ctx.model.encodeTexts(side.texts, { batchSize: bs });
+    let px = this.pixels.get(role);
     if (!px) {
       // Preprocess once; later evaluations only run the tower.
-      px = await ctx.model.preprocess(docs.map((d) => imageInput(d)));
-      this.pixels.set(role === 'query' ? 'clip-text' : 'clip-vision', px);
+      const pp = ctx.model.config.preprocess_cfg;
+      px = await preprocessInputs(side.images.inputs, side.images.names, { size: pp.image_size, mean: pp.mean, std: pp.std }).catch(async (err: unknown) => {
+        throw await imageFailure(err, side);
+      });
+      this.pixels.set(role, px);
     }
-    return ctx.model.encodePixels(px, docs.length, { batchSize: bs });
+    return ctx.model.encodePixels(px, side.docs.length, { batchSize: bs });
   }
 
   async evaluate(ctx: TrainContext): Promise<Logs> {
-    if (!this.data) {
-      const query = (await loadPairs(this.spec.queryData, { field: 'EvaluationCallback.queryData' })).docs;
-      const index = this.spec.indexData === this.spec.queryData ? query : (await loadPairs(this.spec.indexData, { field: 'EvaluationCallback.indexData' })).docs;
-      this.data = { query: [...query], index: [...index] };
-    }
     const qm = this.spec.model ?? 'clip-text';
     const im = this.spec.indexModel ?? 'clip-vision';
-    const q = await this.encode(ctx, qm, this.data.query, 'query');
-    const x = await this.encode(ctx, im, this.data.index, 'index');
+    if (!this.data) {
+      this.data = await loadEvalSets(this.spec.queryData, this.spec.indexData, {
+        queryTower: qm,
+        indexTower: im,
+        skipBadRows: this.spec.skipBadRows,
+        fields: { query: 'EvaluationCallback.queryData', index: 'EvaluationCallback.indexData' },
+      });
+      for (const [role, side] of [['query', this.data.query], ['index', this.data.index]] as const)
+        if (side.skipped.length) ctx.log('warn', `EvaluationCallback: skipped ${side.skipped.length} bad ${role} row(s): ${side.skipped.slice(0, 3).map((s) => `${s.file} ${s.row}: ${s.reason}`).join('; ')}`);
+    }
+    const { query, index } = this.data;
+    const q = await this.encode(ctx, qm, query, 'query');
+    const x = await this.encode(ctx, im, index, 'index');
     return evaluateRetrieval({
       queryEmbeddings: q.data,
-      queryLabels: this.data.query.map((d, i) => labelOf(d, `q${i}`)),
-      queryIds: this.data.query.map((d) => d.id),
+      queryLabels: query.labels,
+      queryIds: query.ids,
       indexEmbeddings: x.data,
-      indexLabels: this.data.index.map((d, i) => labelOf(d, `q${i}`)),
-      indexIds: this.data.index.map((d) => d.id),
+      indexLabels: index.labels,
+      indexIds: index.ids,
       limit: this.spec.limit ?? 20,
       distance: this.spec.distance ?? 'cosine',
       excludeSelf: this.spec.excludeSelf ?? false,
@@ -194,11 +204,12 @@ export class TrainingCheckpoint extends Callback {
   }
 }
 
-export function callbackFromSpec(s: CallbackSpec): Callback {
+/** The callback a spec describes; `defaults.skipBadRows` (fit's) applies where the spec does not say. */
+export function callbackFromSpec(s: CallbackSpec, defaults: { skipBadRows?: boolean } = {}): Callback {
   switch (s.type) {
     case 'EvaluationCallback': {
       const { type: _t, queryData, indexData, ...rest } = s;
-      return new EvaluationCallback(queryData, indexData, rest);
+      return new EvaluationCallback(queryData, indexData, { ...(defaults.skipBadRows !== undefined ? { skipBadRows: defaults.skipBadRows } : {}), ...rest });
     }
     case 'WiSEFTCallback':
       return new WiSEFTCallback(s.alpha);

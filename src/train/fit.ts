@@ -50,7 +50,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const log = (level: 'info' | 'warn' | 'error', msg: string) => hooks.log?.(level, msg);
   const workDir = o.workDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'clipfit-fit-')));
   await fsp.mkdir(workDir, { recursive: true });
-  const callbacks: Callback[] = o.callbacks.map(callbackFromSpec); // validates (e.g. WiSE-FT α) before any work
+  const callbacks: Callback[] = o.callbacks.map((s) => callbackFromSpec(s, { skipBadRows: o.skipBadRows })); // validates (e.g. WiSE-FT α) before any work
 
   // 1. The model, and a copy of its pretrained weights.
   const model = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device });
@@ -82,7 +82,13 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
   const loader = new BatchLoader(pool, model, { labelAware: o.labelAwareLoss, cacheBytes: o.pixelCacheMB * 2 ** 20 });
-  const loadBatch = (docs: Document[]) => loader.load(docs);
+  // Batches are loaded ahead of the step that awaits them; a failure is thrown where it is awaited,
+  // not reported as unhandled while an earlier step or the zero-shot evaluation runs.
+  const loadBatch = (docs: Document[]) => {
+    const b = loader.load(docs);
+    b.catch(() => undefined);
+    return b;
+  };
   const feedsOf = BatchLoader.feeds;
 
   const depth = Math.max(1, o.numWorkers);

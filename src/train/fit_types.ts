@@ -1,5 +1,8 @@
 // The options of fit() and what it reports while it runs. Everything here is plain JSON so a run
-// can be started in a detached worker process and recorded in the run store.
+// can be started in a detached worker process and recorded in the run store (Documents given as
+// evaluation data travel as their JSON).
+
+import type { Document, DocumentJson } from '../data/document.js';
 
 export type OptimizerName = 'adamw' | 'adam' | 'sgd';
 export type SchedulerName = 'constant' | 'linear' | 'cosine';
@@ -31,14 +34,19 @@ export type FreezeSpec = boolean | { allButLast: number };
 export type CallbackSpec =
   | {
       type: 'EvaluationCallback';
-      queryData: string;
-      indexData: string;
+      /** A data file, folder or dataset:NAME, or Documents (their JSON in a detached run): text–image
+       * pairs, or labelled text Documents (clip-text queries). */
+      queryData: string | readonly Document[] | readonly DocumentJson[];
+      /** The same for the index: pairs, or labelled image Documents (clip-vision). */
+      indexData: string | readonly Document[] | readonly DocumentJson[];
       model?: 'clip-text' | 'clip-vision';
       indexModel?: 'clip-text' | 'clip-vision';
       limit?: number;
       distance?: 'cosine' | 'euclidean' | 'sqeuclidean';
       excludeSelf?: boolean;
       batchSize?: number;
+      /** Skip (and count) bad query and index rows instead of failing (default: fit's skipBadRows). */
+      skipBadRows?: boolean;
     }
   | { type: 'WiSEFTCallback'; alpha: number }
   | { type: 'EarlyStopping'; monitor?: string; mode?: 'min' | 'max'; patience?: number; minDelta?: number; baseline?: number }

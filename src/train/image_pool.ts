@@ -1,12 +1,13 @@
 // Images are decoded and preprocessed in worker threads while onnxruntime trains on the previous
 // batch: a session run blocks the main thread, so decoding there could not overlap with it.
-// With numWorkers = 0 the work happens in-process.
+// With numWorkers = 0 the work happens in-process. A failure in a worker comes back as the same
+// typed error (an ImageError keeps its kind and file; see pixels.ts).
 
 import type { Worker } from 'node:worker_threads';
-import { ClipfitError } from '../errors.js';
-import { preprocessBatch } from '../models/clip/preprocess.js';
 import type { PreprocessOptions } from '../models/clip/preprocess.js';
 import { moduleWorker } from '../util/module_worker.js';
+import { errorFromWire, preprocessInputs } from './pixels.js';
+import type { WireError } from './pixels.js';
 
 interface Pending {
   resolve(p: Float32Array): void;
@@ -22,13 +23,12 @@ export class ImagePool {
   constructor(readonly numWorkers: number) {
     for (let i = 0; i < numWorkers; i++) {
       const w = moduleWorker(new URL('./image_worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url));
-      w.on('message', (m: { id: number; pixels?: Float32Array; error?: { name: string; message: string } }) => {
+      w.on('message', (m: { id: number; pixels?: Float32Array; error?: WireError }) => {
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
-        if (m.error) {
-          p.reject(new ClipfitError(m.error.message));
-        } else p.resolve(m.pixels!);
+        if (m.error) p.reject(errorFromWire(m.error));
+        else p.resolve(m.pixels!);
       });
       w.on('error', (err) => {
         for (const p of this.pending.values()) p.reject(err);
@@ -38,14 +38,15 @@ export class ImagePool {
     }
   }
 
-  /** Pixel tensor [n, 3, size, size] for the inputs, in order. */
-  preprocess(inputs: (string | Uint8Array)[], opts: PreprocessOptions): Promise<Float32Array> {
-    if (this.workers.length === 0) return preprocessBatch(inputs, opts, 4);
+  /** Pixel tensor [n, 3, size, size] for the inputs (bytes, or paths and URIs), in order; errors
+   * name an input by its entry in `names`. */
+  preprocess(inputs: (string | Uint8Array)[], names: string[], opts: PreprocessOptions): Promise<Float32Array> {
+    if (this.workers.length === 0) return preprocessInputs(inputs, names, opts, 4);
     const id = this.nextId++;
     const w = this.workers[this.turn++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, inputs, opts });
+      w.postMessage({ id, inputs, names, opts });
     });
   }
 

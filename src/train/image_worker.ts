@@ -1,18 +1,20 @@
-// Worker thread: decode and preprocess one batch of images, return the pixel tensor (transferred).
+// Worker thread: read, decode and preprocess one batch of images, return the pixel tensor
+// (transferred), or the first failure in wire form (an ImageError keeps its kind and file).
 
 import { parentPort } from 'node:worker_threads';
-import { preprocessBatch } from '../models/clip/preprocess.js';
 import type { PreprocessOptions } from '../models/clip/preprocess.js';
+import { errorToWire, preprocessInputs } from './pixels.js';
 
 export interface ImageJob {
   id: number;
   inputs: (string | Uint8Array)[];
+  names: string[];
   opts: PreprocessOptions;
 }
 
 parentPort!.on('message', (job: ImageJob) => {
-  preprocessBatch(job.inputs, job.opts, 4).then(
+  preprocessInputs(job.inputs, job.names, job.opts, 4).then(
     (pixels) => parentPort!.postMessage({ id: job.id, pixels }, [pixels.buffer as ArrayBuffer]),
-    (err: Error) => parentPort!.postMessage({ id: job.id, error: { name: err.name, message: err.message } }),
+    (err: unknown) => parentPort!.postMessage({ id: job.id, error: errorToWire(err) }),
   );
 });
