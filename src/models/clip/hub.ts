@@ -20,7 +20,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipfitError, ConfigError, DownloadError, HubFileError, OfflineError, UnknownModelError } from '../../errors.js';
+import { ClipfitError, ConfigError, DownloadError, HubFileError, OfflineError, TokenizerFileError, UnknownModelError } from '../../errors.js';
 import { CLIP_VOCAB_SIZE } from './bundled_bpe.js';
 import { detectLayout, HF_CONFIG, HF_PREPROCESSOR, HF_WEIGHTS, hfTokenizerName, OPEN_CLIP_CONFIG, tokenizerFilesIn } from './checkpoint.js';
 import type { ClipConfig, ClipModelCfg } from './config.js';
@@ -237,7 +237,8 @@ async function checkTokenizer(r: RepoFetch, layout: Layout, config: ClipModelCfg
     else await ClipTokenizer.fromBpeGz(files.file);
   } catch (err) {
     if (!(err instanceof ClipfitError)) throw err;
-    throw hubError(r, name, `does not parse as a CLIP tokenizer (${err.message}); the repository's copy is broken: load a folder with good tokenizer files, or pass the tokenizer option`, err);
+    const bad = err instanceof TokenizerFileError ? path.basename(err.file) : name;
+    throw hubError(r, bad, `does not parse as a CLIP tokenizer (${err.message}); the repository's copy is broken: load a folder with good tokenizer files, or pass the tokenizer option`, err);
   }
 }
 
