@@ -8,7 +8,7 @@ import { Session } from '../../runtime/session.js';
 import type { Device, Tensor } from '../../runtime/session.js';
 import type { ClipConfig } from './config.js';
 import { paramShapes } from './config.js';
-import { loadModelFolder, saveModelFolder } from './checkpoint.js';
+import { loadModelFolder, saveModelFolder, tokenizerFilesIn } from './checkpoint.js';
 import type { Layout, TokenizerFiles, Weights } from './checkpoint.js';
 import { writeTowerOnnx } from './export.js';
 import type { TowerName } from './export.js';
@@ -74,7 +74,10 @@ export class ClipModel {
     const tokenizer = opts.tokenizer ? await tokenizerFromOption(opts.tokenizer) : await tokenizerFromFiles(folder.tokenizer, dir, folder.tokenizerMissing);
     const params = ParamStore.fromShapes(paramShapes(folder.config.model_cfg));
     for (const [name, t] of folder.weights) params.set(name, t.data, t.shape);
-    const files: TokenizerFiles = folder.tokenizer ?? (typeof opts.tokenizer === 'string' && /\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : null);
+    // The files saved with the model: the tokenizer option's when it names files, else the folder's.
+    const given: TokenizerFiles =
+      typeof opts.tokenizer === 'string' ? (/\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : tokenizerFilesIn(opts.tokenizer, 'hf')) : null;
+    const files: TokenizerFiles = given ?? folder.tokenizer;
     return new ClipModel(folder.config, params, tokenizer, files, dir, folder.layout, { device: opts.device, threads: opts.threads });
   }
 
