@@ -250,8 +250,13 @@ export class MissingPackageError extends ClipfitError {
 /** A vector index folder held open by another live process (or another handle in this one). Names
  * the folder and the holder's pid. */
 export class IndexLockedError extends ClipfitError {
-  constructor(readonly dir: string, readonly pid: number) {
-    super(`index '${dir}' ${pid === process.pid ? 'is already open in this process; close the other handle first' : `is open in process ${pid}; close it there first`}`);
+  /** `holder` says who holds it (what, pid, URL); `hint` what to do instead. */
+  constructor(readonly dir: string, readonly pid: number, readonly holder?: string, hint?: string) {
+    super(
+      holder
+        ? `index '${dir}' is held by ${holder}; ${hint ?? (pid === process.pid ? 'close the other handle first' : 'stop it or wait for it to finish')}`
+        : `index '${dir}' ${pid === process.pid ? 'is already open in this process; close the other handle first' : `is open in process ${pid}; close it there first`}`,
+    );
   }
 }
 

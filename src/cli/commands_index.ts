@@ -11,6 +11,8 @@ import { encode, getModel } from '../inference/index.js';
 import type { InferenceModel } from '../inference/index.js';
 import { modelIdOf } from '../search/model_id.js';
 import { FolderIndex } from '../search/folder_index.js';
+import { rootLayout } from '../search/index_root.js';
+import { ImageStore } from '../server/images.js';
 import { openIndex, resolveIndexSpec } from '../search/open_index.js';
 import type { IndexItem, VectorIndex } from '../search/index_types.js';
 
@@ -74,11 +76,20 @@ function refuseOtherModel(index: VectorIndex, spec: string, modelId: string, mod
 }
 
 /** An index that must exist already (search, rebuild, info, remove never create one). */
-async function openExisting(spec: string, name: string | undefined): Promise<VectorIndex> {
+async function openExisting(spec: string, name: string | undefined, command: string): Promise<VectorIndex> {
   const loc = resolveIndexSpec(spec);
-  if (loc.backend === 'folder' && !existsSync(path.join(loc.dir, 'meta.json')))
+  if (loc.backend === 'folder' && !existsSync(path.join(rootLayout(loc.dir).primary, 'meta.json')) && !existsSync(path.join(loc.dir, 'meta.json')))
     throw new ConfigError('--index', `no index ${spec} (${loc.dir}); create it with: clipfit index add --index ${spec} --model MODEL FILES...`);
-  return openIndex(spec, { name });
+  return openIndex(spec, { name, purpose: `clipfit index ${command}` });
+}
+
+/**
+ * The image to re-encode an item from: its metadata.uri (items added by `index add`), else the image
+ * a server stored for it under ROOT/images.
+ */
+function sourceOf(id: string, metadata: Record<string, unknown> | undefined, root: string | null): string | undefined {
+  if (typeof metadata?.['uri'] === 'string') return metadata['uri'] as string;
+  return root ? new ImageStore(rootLayout(root).images).find(id)?.file : undefined;
 }
 
 const withModelOptions = (c: Command): Command =>
@@ -106,7 +117,7 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
       const { model, id } = await loadTower(o, 'clip-vision');
       let index: VectorIndex | undefined;
       try {
-        index = await openIndex(o.index, { dim: model.embedDim, model: id, name: o.name });
+        index = await openIndex(o.index, { dim: model.embedDim, model: id, name: o.name, purpose: 'clipfit index add' });
         refuseOtherModel(index, o.index, id, o.model);
         const target = index;
         await embedImages(model, files, o.batchSize, (items) => target.add(items));
@@ -127,7 +138,7 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .option('--json', 'print the hits as JSON')
     .addHelpText('after', '\nExamples:\n  $ clipfit index search --index shoes --model runs/shoes/artifact "a red sneaker"\n  $ clipfit index search --index shoes --model runs/shoes/artifact "boots" -k 5 --json')
     .action(async (text: string, o: ModelOpts & { index: string; name?: string; limit: number; ef?: number; exact?: boolean; json?: boolean }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'search');
       try {
         const { model, id } = await loadTower(o, 'clip-text');
         try {
@@ -150,16 +161,19 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .description("Re-encode every image of the index (from its metadata.uri) with --model and relabel the index; the old content stays until the new one is complete")
     .addHelpText('after', '\nExample:\n  $ clipfit index rebuild --index shoes --model runs/shoes-v2/artifact')
     .action(async (o: ModelOpts & { index: string; name?: string }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'rebuild');
       let current: VectorIndex = index;
       try {
+        const loc = resolveIndexSpec(o.index);
+        const root = loc.backend === 'folder' ? loc.dir : null;
         const entries = await index.list();
-        const missing = entries.filter((e) => typeof e.metadata?.['uri'] !== 'string').map((e) => e.id);
-        if (missing.length) throw new ConfigError('metadata.uri', `${missing.length} item(s) of index ${o.index} have no metadata.uri to re-encode from, e.g. ${missing.slice(0, 3).join(', ')}`);
+        const sources = entries.map((e) => sourceOf(e.id, e.metadata, root));
+        const missing = entries.filter((_, i) => sources[i] === undefined).map((e) => e.id);
+        if (missing.length) throw new ConfigError('metadata.uri', `${missing.length} item(s) of index ${o.index} have no metadata.uri or stored image to re-encode from, e.g. ${missing.slice(0, 3).join(', ')}`);
         const { model, id } = await loadTower(o, 'clip-vision');
         const items: IndexItem[] = [];
         try {
-          const uris = entries.map((e) => e.metadata!['uri'] as string);
+          const uris = sources as string[];
           let at = 0;
           await embedImages(model, uris, o.batchSize, async (batch) => {
             for (const it of batch) items.push({ id: entries[at]!.id, vector: it.vector, metadata: entries[at++]!.metadata });
@@ -180,9 +194,9 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .option('--json', 'print JSON')
     .action(async (o: { index: string; name?: string; json?: boolean }) => {
       const loc = resolveIndexSpec(o.index);
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'info');
       try {
-        const info = index instanceof FolderIndex ? index.info() : { ...loc, dim: index.dim, model: index.model, size: await index.size() };
+        const info = index instanceof FolderIndex ? { ...index.info(), dir: loc.backend === 'folder' ? loc.dir : index.dir, vectors: index.dir } : { ...loc, dim: index.dim, model: index.model, size: await index.size() };
         if (o.json) return print(JSON.stringify(info, null, 2));
         for (const [k, v] of Object.entries(info)) print(`${k}: ${v}`);
       } finally {
@@ -193,7 +207,7 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
   withIndexOption(ix.command('remove <ids...>'))
     .description('Delete items by id (for images added by `index add`, the absolute path)')
     .action(async (ids: string[], o: { index: string; name?: string }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'remove');
       try {
         for (const id of ids) await index.remove(id.startsWith('/') || !existsSync(id) ? id : path.resolve(id));
         print(`removed ${ids.length} item(s) from index ${o.index} (${await index.size()} left)`);

@@ -5,14 +5,14 @@
 //   log.bin        "CFIXLOG1" | u32 generation | u32 crc of those 12 bytes | records, appended and
 //                  fsync'd before a write is acknowledged
 //   hnsw.usearch + hnsw.json {generation, size}: the saved HNSW graph, valid for that snapshot
-//   LOCK           the pid holding the folder open
+//   LOCK.<n>       who holds the folder open (index_lock.ts)
 // A log whose generation is older than the snapshot's was already folded into it (a compaction
 // died between the snapshot rename and the log reset) and is discarded.
 
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { CorruptIndexError, IndexLockedError } from '../errors.js';
+import { CorruptIndexError } from '../errors.js';
 import { crc32 } from './crc32.js';
 import { FRAME_BYTES, MAX_PAYLOAD } from './records.js';
 
@@ -27,7 +27,7 @@ export const files = (dir: string) => ({
   log: path.join(dir, 'log.bin'),
   graph: path.join(dir, 'hnsw.usearch'),
   graphMeta: path.join(dir, 'hnsw.json'),
-  lock: path.join(dir, 'LOCK'),
+
 });
 
 export interface IndexMeta {
@@ -170,45 +170,4 @@ export async function readSnapshotHead(fh: FileHandle, file: string): Promise<{ 
   if (!Number.isInteger(h.generation) || !Number.isInteger(h.dim) || !Number.isInteger(h.count) || typeof h.model !== 'string')
     throw new CorruptIndexError(file, `snapshot header fields wrong: ${json.toString('utf8')}`);
   return { header: h, bodyStart: 16 + len };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Take the folder's LOCK (pid inside); a lock whose process is gone (a crash) is taken over. */
-export async function acquireLock(dir: string): Promise<void> {
-  const file = files(dir).lock;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fsp.writeFile(file, String(process.pid), { flag: 'wx' });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number.parseInt(await fsp.readFile(file, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new IndexLockedError(dir, pid);
-    await fsp.rm(file, { force: true });
-  }
-  throw new IndexLockedError(dir, -1);
-}
-
-export async function releaseLock(dir: string): Promise<void> {
-  const file = files(dir).lock;
-  if (existsSync(file) && (await fsp.readFile(file, 'utf8').catch(() => '')) === String(process.pid)) await fsp.rm(file, { force: true });
-}
-
-/** Finish a rebuild swap that a crash interrupted (see replaceAll). */
-export async function recoverSwap(dir: string): Promise<void> {
-  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
-  if (existsSync(dir) || !existsSync(old)) return;
-  if (existsSync(files(rebuilt).meta)) {
-    await fsp.rename(rebuilt, dir);
-    await fsp.rm(old, { recursive: true, force: true });
-  } else await fsp.rename(old, dir);
 }

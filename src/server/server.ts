@@ -25,6 +25,9 @@ import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import type { IndexOpener } from './index_open.js';
 import { storeHome } from '../data/store.js';
+import { claimIndexRoot } from '../search/index_root.js';
+import type { IndexLock } from '../search/index_lock.js';
+import { resolveIndexSpec } from '../search/open_index.js';
 
 export type { IndexOpener } from './index_open.js';
 
@@ -76,6 +79,8 @@ export interface ClipfitServer {
   catalog: Catalog;
   metrics: ServerMetrics;
   encoders: { primary: Encoder; compare?: Encoder };
+  /** The index folder's owner lock, held while the server runs (it records the URL once listening). */
+  indexLock: IndexLock;
   close(): Promise<void>;
 }
 
@@ -84,11 +89,11 @@ export const isLoopbackHost = (host: string): boolean => LOOPBACK.has(host) || /
 
 const homeOf = (opts: ServeOptions): string => storeHome(opts.home ? { home: opts.home } : {});
 
-/** The folder of an index name or path. */
+/** The folder of an index name or path: the same one `clipfit index --index SPEC` opens. */
 export function indexDirOf(spec: string, home: string): string {
-  if (spec.includes('/') || spec.includes(path.sep) || spec.startsWith('.')) return path.resolve(spec);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(spec)) throw new ConfigError('index', `an index name is 1–128 characters of A-Z a-z 0-9 _ . -, got ${JSON.stringify(spec)}`);
-  return path.join(home, 'indexes', spec);
+  const loc = resolveIndexSpec(spec, { home });
+  if (loc.backend !== 'folder') throw new ConfigError('index', `the server keeps its index in a folder (a name or a path), got ${JSON.stringify(spec)}`);
+  return loc.dir;
 }
 
 function version(): string {
@@ -126,6 +131,10 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   const log = opts.log ?? (() => {});
   const toRelease: LoadedModel[] = [];
   const opened: VectorIndex[] = [];
+  const handed = opts.index !== undefined && typeof opts.index !== 'string';
+  const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : indexDirOf((opts.index as string | undefined) ?? 'default', home);
+  // Before any model loads: a second server, or an `index` command, already on it is refused at once.
+  const indexLock = await claimIndexRoot(dir, 'clipfit serve', handed ? dir : String(opts.index ?? 'default'));
   try {
     const primary = await loadModel(opts.model, opts);
     if (primary.owned) toRelease.push(primary.model);
@@ -137,15 +146,12 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
     };
 
     const open = opts.openIndex ?? defaultIndexOpener;
-    let dir: string;
     let primaryIndex: VectorIndex;
     let compareIndex: VectorIndex | undefined;
     if (opts.index !== undefined && typeof opts.index !== 'string') {
       primaryIndex = opts.index;
-      dir = path.resolve(opts.indexDir ?? indexDirOf('default', home));
       if (compare) compareIndex = opts.compareIndex ?? (await open(layout(dir).compare, { dim: compare.model.dim, model: compare.model.id }));
     } else {
-      dir = indexDirOf(opts.index ?? 'default', home);
       primaryIndex = await open(layout(dir).primary, { dim: primary.model.dim, model: primary.model.id });
       opened.push(primaryIndex);
       if (compare) {
@@ -185,6 +191,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
       catalog,
       metrics,
       encoders,
+      indexLock,
       close: async () => {
         if (closed) return;
         closed = true;
@@ -194,6 +201,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
           await primaryIndex.flush();
           if (compareIndex && !opts.compareIndex) await compareIndex.close();
         } else await catalog.close();
+        await indexLock.release();
         for (const m of toRelease) await m.release();
       },
     };
@@ -201,6 +209,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   } catch (err) {
     for (const ix of opened) await ix.close().catch(() => {});
     for (const m of toRelease) await m.release().catch(() => {});
+    await indexLock.release();
     throw err;
   }
 }
@@ -292,6 +301,7 @@ export async function serve(opts: ServeOptions): Promise<ClipfitServer & { url: 
   const server = await createServer(opts);
   try {
     const url = await server.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
+    await server.indexLock.update({ url });
     return Object.assign(server, { url });
   } catch (err) {
     await server.close();
