@@ -11,7 +11,8 @@ import { encode, getModel } from '../inference/index.js';
 import type { InferenceModel } from '../inference/index.js';
 import { modelIdOf } from '../search/model_id.js';
 import { FolderIndex } from '../search/folder_index.js';
-import { rootLayout } from '../search/index_root.js';
+import { claimIndexRoot, rootLayout } from '../search/index_root.js';
+import { repairFolderIndex } from '../search/repair.js';
 import { ImageStore } from '../server/images.js';
 import { openIndex, resolveIndexSpec } from '../search/open_index.js';
 import type { IndexItem, VectorIndex } from '../search/index_types.js';
@@ -201,6 +202,33 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
         for (const [k, v] of Object.entries(info)) print(`${k}: ${v}`);
       } finally {
         await index.close();
+      }
+    });
+
+  ix.command('repair [index]')
+    .description('Salvage every intact record of a damaged folder index into a new generation, and report what was dropped')
+    .option('--index <index>', 'the index (instead of the argument)')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExample:\n  $ clipfit index repair shoes')
+    .action(async (name: string | undefined, o: { index?: string; json?: boolean }) => {
+      const spec = name ?? o.index;
+      if (!spec) throw new ConfigError('index', 'name the index to repair: clipfit index repair NAME');
+      const loc = resolveIndexSpec(spec);
+      if (loc.backend !== 'folder') throw new ConfigError('index', `${spec}: only folder indexes are repaired here; a database has its own tools`);
+      const lock = await claimIndexRoot(loc.dir, 'clipfit index repair', spec);
+      try {
+        const parts = (['primary', 'compare'] as const).filter((p) => existsSync(path.join(rootLayout(loc.dir)[p], 'meta.json')));
+        if (!parts.length) throw new ConfigError('index', `no index ${spec} (${loc.dir})`);
+        const reports = [];
+        for (const part of parts) reports.push({ part, ...(await repairFolderIndex(rootLayout(loc.dir)[part])) });
+        if (o.json) return print(JSON.stringify(reports, null, 2));
+        for (const r of reports) {
+          print(`repaired ${spec}/${r.part}: ${r.items} item(s) from ${r.records} intact record(s), generation ${r.generation}; ${r.dropped.length ? `dropped ${r.dropped.length} damaged range(s):` : 'nothing was damaged'}`);
+          for (const d of r.dropped) print(`  ${path.basename(d.file)} bytes ${d.from}-${d.to} (${d.to - d.from} bytes): ${d.why}`);
+          for (const k of r.kept) print(`  the damaged file is kept as ${k}`);
+        }
+      } finally {
+        await lock.release();
       }
     });
 

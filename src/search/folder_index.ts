@@ -13,7 +13,7 @@ import { ConfigError, CorruptIndexError, UnknownVectorIdError } from '../errors.
 import { DEFAULT_HNSW, HnswGraph } from './hnsw_graph.js';
 import type { HnswParams } from './hnsw_graph.js';
 import {
-  INDEX_FORMAT, LOG_HEADER_BYTES, atomicWrite, cleanRecordsTo, files, logHeader, readFramed, readLogGeneration,
+  INDEX_FORMAT, LOG_HEADER_BYTES, atomicWrite, files, intactSuffix, logHeader, readFramed, readLogGeneration,
   readMeta, syncDir, writeAll, writeMeta,
 } from './index_files.js';
 import { acquireIndexLock } from './index_lock.js';
@@ -150,8 +150,13 @@ export class FolderIndex implements VectorIndex {
     while (pos < size) {
       const r = await readFramed(this.log, pos, size);
       if (!r.ok) {
-        if (r.next !== null && r.next < size && (await cleanRecordsTo(this.log, r.next, size)))
-          throw new CorruptIndexError(f.log, `record at byte ${pos}: ${r.why}, and good records follow it (damage, not a torn tail)`);
+        // Only the last, unacknowledged write can be torn; good records after a bad one are damage.
+        const intact = await intactSuffix(this.log, pos, size);
+        if (intact !== null)
+          throw new CorruptIndexError(
+            f.log,
+            `record at byte ${pos}: ${r.why}, and good records follow it from byte ${intact} (damage, not a torn tail); run clipfit index repair to keep every intact record`,
+          );
         this.truncatedBytes = size - pos;
         await this.log.truncate(pos);
         await this.log.datasync();

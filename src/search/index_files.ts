@@ -130,15 +130,63 @@ export async function readFramed(fh: FileHandle, pos: number, end: number): Prom
   return { ok: true, payload, next };
 }
 
-/** True when [pos, end) is one or more good records and nothing else. */
-export async function cleanRecordsTo(fh: FileHandle, pos: number, end: number): Promise<boolean> {
-  if (pos >= end) return false;
-  while (pos < end) {
-    const r = await readFramed(fh, pos, end);
-    if (!r.ok) return false;
-    pos = r.next;
+/**
+ * The first offset after `pos` from which good records (framed, crc correct) run exactly to `end`,
+ * or null. A torn tail — the one write that was never acknowledged, cut short — has none: whatever
+ * follows a bad record inside it is a fragment. Intact records after a bad one mean damage to
+ * acknowledged data. Lengths are chained first (from the end backwards, in memory) so crcs are
+ * computed only along chains that land exactly on `end`.
+ */
+export async function intactSuffix(fh: FileHandle, pos: number, end: number): Promise<number | null> {
+  const n = end - pos;
+  if (n <= FRAME_BYTES) return null;
+  const buf = Buffer.alloc(n);
+  await fh.read(buf, 0, n, pos);
+  // lands[i]: the chain of frame lengths from pos+i ends exactly at end.
+  const lands = new Uint8Array(n + 1);
+  lands[n] = 1;
+  for (let i = n - FRAME_BYTES; i >= 1; i--) {
+    const len = buf.readUInt32LE(i);
+    const q = i + FRAME_BYTES + len;
+    if (len > 0 && len <= MAX_PAYLOAD && q <= n && lands[q]) lands[i] = 1;
   }
-  return true;
+  const verified = new Map<number, boolean>();
+  const good = (i: number): boolean => {
+    const chain: number[] = [];
+    let ok = true;
+    for (let at = i; at < n; at += FRAME_BYTES + buf.readUInt32LE(at)) {
+      const known = verified.get(at);
+      if (known !== undefined) {
+        ok = known;
+        break;
+      }
+      chain.push(at);
+      const len = buf.readUInt32LE(at);
+      if (crc32(buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + len)) !== buf.readUInt32LE(at + 4)) {
+        ok = false;
+        break;
+      }
+    }
+    // A chain is good only if every record on it is: a failure marks the records before it bad.
+    for (const at of chain) verified.set(at, ok);
+    return ok;
+  };
+  for (let i = 1; i < n; i++) if (lands[i] && good(i)) return pos + i;
+  return null;
+}
+
+/** The next offset at or after `from` where one good record (framed, crc correct) starts, or null. */
+export async function nextGoodRecord(fh: FileHandle, from: number, end: number): Promise<number | null> {
+  const n = end - from;
+  if (n <= FRAME_BYTES) return null;
+  const buf = Buffer.alloc(n);
+  await fh.read(buf, 0, n, from);
+  for (let i = 0; i + FRAME_BYTES < n; i++) {
+    const len = buf.readUInt32LE(i);
+    if (len === 0 || len > MAX_PAYLOAD || i + FRAME_BYTES + len > n) continue;
+    if (crc32(buf.subarray(i + FRAME_BYTES, i + FRAME_BYTES + len)) === buf.readUInt32LE(i + 4)) return from + i;
+  }
+  return null;
 }
 
 export interface SnapshotHeader {
