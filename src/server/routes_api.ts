@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { Metadata } from '../search/index_types.js';
+import { metadataProblem } from '../search/prepare.js';
 import type { Catalog, NewItem, Role } from './catalog.js';
 import { badRequest, notFound } from './http_errors.js';
 import { checkId, CONTENT_TYPES, isSafeId, newId } from './images.js';
@@ -35,6 +36,12 @@ export function rankScores(cosines: readonly number[], scale = 100): number[] {
   const e = logits.map((x) => Math.exp(x - max));
   const z = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / z);
+}
+
+/** 400 when metadata is too deep, too large or no object. */
+export function checkMetadata(m: unknown, field: string): void {
+  const bad = m === undefined ? null : metadataProblem(m);
+  if (bad) throw badRequest(`${field}: ${bad}`);
 }
 
 export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -116,6 +123,11 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = await readBody<{ items: { uri: string; id?: string; metadata?: Metadata }[] }>(req, 'POST /index', true);
     let items: NewItem[];
     if (body.kind === 'json') {
+      // Everything about the items is checked before a URI is fetched or a byte is written.
+      body.json.items.forEach((it, i) => {
+        if (it.id !== undefined) checkId(it.id, `items[${i}].id`);
+        checkMetadata(it.metadata, `items[${i}].metadata`);
+      });
       const read = await readUris(
         body.json.items.map((i) => i.uri),
         'items',
@@ -137,6 +149,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (meta !== undefined && !isObj(meta) && !(Array.isArray(meta) && meta.length === files.length && meta.every((m) => m === null || isObj(m))))
         throw badRequest(`field metadata: a JSON object (for every file) or an array of ${files.length} objects (one per file, in order)`);
       if (ids !== undefined && !(Array.isArray(ids) && ids.length === files.length)) throw badRequest(`field ids: a JSON array of ${files.length} ids (one per file, in order)`);
+      (Array.isArray(meta) ? meta : [meta]).forEach((m, i) => checkMetadata(m ?? undefined, Array.isArray(meta) ? `field metadata[${i}]` : 'field metadata'));
       items = files.map((f, i) => {
         const m = Array.isArray(meta) ? meta[i] : meta;
         return {
