@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { openFolderIndex } from '../src/search/folder_index.js';
@@ -61,4 +62,64 @@ test('metadata nested thousands deep is a 400 before anything is written; search
   await assert.rejects(ix.add([{ id: 'd', vector: Float32Array.of(1, 0), metadata: nested(3000) }]), (e: unknown) => e instanceof ConfigError && /nested deeper/.test(e.message));
   assert.equal(await ix.size(), 0);
   await ix.close();
+});
+
+/** A raw HTTP request with headers fetch will not set (Host). */
+function rawRequest(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; body: any }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, headers }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode!, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('without a token: cross-site writes and foreign Host headers (DNS rebinding) are 403; the page, curl and --allowed-host work', async (t) => {
+  if (!fx) return t.skip('no BPE fixture');
+  const form = () => imageForm([fx!.images[2]!], { ids: JSON.stringify(['x1']) });
+  const evil = await c.form('/index', form(), { origin: 'http://evil.example' });
+  assert.equal(evil.status, 403, JSON.stringify(evil.body));
+  assert.equal(evil.body.error.code, 'forbidden');
+  assert.equal((await c.form('/index', form(), { 'sec-fetch-site': 'cross-site' })).status, 403);
+  assert.equal((await c.form('/index', form(), { origin: 'null' })).status, 403);
+  assert.equal((await c.json('DELETE', '/index/x1', undefined, { origin: 'http://evil.example' })).status, 403);
+  assert.deepEqual(storedImages().filter((f) => f.startsWith('x1')), [], 'nothing was written');
+  // Same origin (the page) and no Origin at all (curl) write.
+  const port = new URL(c.url).port;
+  assert.equal((await c.form('/index', form(), { origin: c.url, 'sec-fetch-site': 'same-origin' })).status, 201);
+  assert.equal((await c.json('DELETE', '/index/x1')).status, 200);
+  // DNS rebinding: the browser sends the attacker's name as Host, for reads as well.
+  for (const host of [`attacker.example:${port}`, 'attacker.example', `127.0.0.1.attacker.example:${port}`]) {
+    const r = await rawRequest(`${c.url}/index`, 'GET', { host });
+    assert.equal(r.status, 403, host);
+    assert.match(r.body.error.message, /--allowed-host/);
+  }
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) assert.equal((await rawRequest(`${c.url}/index`, 'GET', { host })).status, 200, host);
+  const named = await start({ model: fx.onnxModel, index: path.join(fx.tmp, 'idx-named'), allowedHosts: ['search.internal'] });
+  try {
+    const p2 = new URL(named.url).port;
+    assert.equal((await rawRequest(`${named.url}/index`, 'GET', { host: `search.internal:${p2}` })).status, 200);
+    assert.equal((await rawRequest(`${named.url}/index`, 'GET', { host: `other.internal:${p2}` })).status, 403);
+  } finally {
+    await named.close();
+  }
+  // With a token the token is the protection: no Host or Origin rules.
+  const tok = await start({ model: fx.onnxModel, index: path.join(fx.tmp, 'idx-tok'), token: 'secret' });
+  try {
+    assert.equal((await rawRequest(`${tok.url}/index`, 'GET', { host: 'search.example.com', authorization: 'Bearer secret' })).status, 200);
+  } finally {
+    await tok.close();
+  }
 });

@@ -22,6 +22,7 @@ interface ServeFlags {
   token?: string;
   reindex?: boolean;
   cors?: string;
+  allowedHost: string[];
   allowRoot?: string;
   remoteUris: boolean;
   maxUploadMb: number;
@@ -41,6 +42,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
     .option('--token <token>', 'require Authorization: Bearer <token> on every route but /healthz (default $CLIPFIT_TOKEN)')
     .option('--reindex', 'rebuild, from the stored images, any index made by another model than the one served')
     .option('--cors <origin>', 'allow cross-origin requests from this origin (off by default)')
+    .option('--allowed-host <name>', 'without --token, also answer requests whose Host is NAME (repeatable); others are refused against DNS rebinding', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--allow-root <dir>', 'let requests name local image files inside this folder (off by default)')
     .option('--no-remote-uris', 'refuse http(s) image URIs in requests')
     .option('--max-upload-mb <n>', 'largest uploaded image in MiB', intIn('--max-upload-mb', 1, 1024), 10)
@@ -61,6 +63,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
         ...(token ? { token } : {}),
         reindex: !!o.reindex,
         ...(o.cors ? { cors: o.cors } : {}),
+        ...(o.allowedHost.length ? { allowedHosts: o.allowedHost } : {}),
         ...(o.allowRoot ? { allowRoot: o.allowRoot } : {}),
         allowRemoteUris: o.remoteUris,
         limits: { maxUploadBytes: o.maxUploadMb * 1024 * 1024 },

@@ -21,6 +21,7 @@ import { DEFAULT_LIMITS } from './openapi.js';
 import type { ApiLimits } from './openapi.js';
 import { registerApiRoutes } from './routes_api.js';
 import { registerMiscRoutes } from './routes_misc.js';
+import { originGuard } from './origin_guard.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import type { IndexOpener } from './index_open.js';
@@ -54,6 +55,8 @@ export interface ServeOptions {
   port?: number;
   /** Allow this origin cross-origin requests (CORS is off by default). */
   cors?: string;
+  /** Without a token, the Host names (besides the listening host and loopback) the server answers to. */
+  allowedHosts?: string[];
   /** Local image paths / file:// URIs in requests are read only inside this folder (default: never). */
   allowRoot?: string;
   /** Fetch http(s) image URIs in requests (default true). */
@@ -237,9 +240,11 @@ function buildApp(p: AppParts): FastifyInstance {
     limits: { fileSize: limits.maxUploadBytes, files: limits.maxItems, fields: 16, fieldSize: limits.maxJsonBytes, parts: limits.maxItems + 16 },
   });
 
+  const guard = opts.token ? undefined : originGuard({ listenHost: opts.host ?? '127.0.0.1', ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}), ...(opts.cors ? { cors: opts.cors } : {}) });
   app.addHook('onRequest', async (req, reply) => {
     starts.set(req, performance.now());
     reply.header('x-content-type-options', 'nosniff');
+    guard?.(req);
     if (opts.cors) {
       reply.header('access-control-allow-origin', opts.cors).header('vary', 'Origin');
       if (req.method === 'OPTIONS') return; // preflight: answered below, no auth
