@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import sharp from 'sharp';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import { ConfigError } from '../src/errors.js';
 import { dataUri, imageForm, makeFixture, start } from './server_setup.js';
@@ -121,5 +122,65 @@ test('without a token: cross-site writes and foreign Host headers (DNS rebinding
     assert.equal((await rawRequest(`${tok.url}/index`, 'GET', { host: 'search.example.com', authorization: 'Bearer secret' })).status, 200);
   } finally {
     await tok.close();
+  }
+});
+
+/** A GIF of a few dozen bytes whose logical screen is w × h, with one 1×1 frame. */
+function gifDeclaring(w: number, h: number): Buffer {
+  const head = Buffer.from('GIF89a');
+  const screen = Buffer.alloc(7);
+  screen.writeUInt16LE(w, 0);
+  screen.writeUInt16LE(h, 2);
+  const desc = Buffer.from([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0x80]); // 1×1 at 0,0 with a 2-colour local table
+  const table = Buffer.from([0, 0, 0, 255, 255, 255]);
+  const lzw = Buffer.from([0x02, 0x02, 0x44, 0x01, 0x00]);
+  return Buffer.concat([head, screen, desc, table, lzw, Buffer.from([0x3b])]);
+}
+
+const blobForm = (bufs: Buffer[], type: string, fields: Record<string, string> = {}) => {
+  const f = new FormData();
+  bufs.forEach((b, i) => f.append('file', new Blob([b], { type }), `f${i}`));
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  return f;
+};
+
+test('decompression bombs are refused from their headers; images decode in worker threads; a request has a byte and pixel budget', { timeout: 120_000 }, async (t) => {
+  if (!fx) return t.skip('no BPE fixture');
+  const decodedBefore = c.server.decodePool.decoded;
+  const bomb = gifDeclaring(7000, 7000);
+  assert.ok(bomb.length < 100);
+  const r = await c.form('/index', blobForm([bomb], 'image/gif', { ids: '["bomb"]' }));
+  assert.equal(r.status, 413, JSON.stringify(r.body));
+  assert.match(r.body.error.message, /7000×7000 px is more than 16777216 pixels per image/);
+  const enc = await c.json('POST', '/encode', { images: [`data:image/gif;base64,${bomb.toString('base64')}`] });
+  assert.equal(enc.status, 413);
+  assert.equal(c.server.decodePool.decoded, decodedBefore, 'nothing was decoded');
+  assert.deepEqual(storedImages().filter((f) => f.startsWith('bomb')), []);
+
+  // Under the per-image limit but over the request's: five 4000×4000 images.
+  const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#c33' } }).png({ compressionLevel: 9 }).toBuffer();
+  const many = await c.form('/index', blobForm([big, big, big, big, big], 'image/png'));
+  assert.equal(many.status, 413);
+  assert.match(many.body.error.message, /80000000 pixels in one request, the limit is 67108864/);
+
+  // A large GIF is decoded by a worker: /healthz answers while it is being decoded.
+  const gif = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#3a6' } }).gif().toBuffer();
+  const adding = c.form('/index', blobForm([gif], 'image/gif', { ids: '["biggif"]' }));
+  while (c.server.decodePool.active === 0) await new Promise((r) => setTimeout(r, 1));
+  assert.equal((await fetch(`${c.url}/healthz`)).status, 200);
+  assert.equal(c.server.decodePool.active, 1, '/healthz was answered while the GIF was still decoding');
+  assert.equal((await adding).status, 201);
+  assert.equal(c.server.decodePool.decoded, decodedBefore + 1);
+
+  // All uploads of one request together are capped (not only each file).
+  const noise = await sharp(Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 7919) % 251)), { raw: { width: 256, height: 256, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+  const small = await start({ model: fx.onnxModel, index: path.join(fx.tmp, 'idx-budget'), limits: { maxUploadBytes: noise.length + 10, maxRequestBytes: Math.floor(noise.length * 1.5) } });
+  try {
+    assert.equal((await small.form('/index', blobForm([noise], 'image/png'))).status, 201);
+    const two = await small.form('/index', blobForm([noise, noise], 'image/png'));
+    assert.equal(two.status, 413);
+    assert.match(two.body.error.message, /bytes of images in one request/);
+  } finally {
+    await small.close();
   }
 });

@@ -61,7 +61,7 @@ export function toHttpError(err: unknown): HttpError {
     if (err.kind === 'unsupported') return badRequest(err.message);
     return new HttpError(422, 'unprocessable', err.message);
   }
-  if (err instanceof ImageError) return new HttpError(422, 'unprocessable', err.message);
+  if (err instanceof ImageError) return err.kind === 'too-large' ? tooLarge(err.message) : new HttpError(422, 'unprocessable', err.message);
   if (err instanceof ModalityError || err instanceof VectorDimensionError) return badRequest(err.message);
   if (err instanceof ClipfitError) return new HttpError(500, 'internal', err.message);
   const e = err as FastifyLikeError;

@@ -22,6 +22,8 @@ import type { ApiLimits } from './openapi.js';
 import { registerApiRoutes } from './routes_api.js';
 import { registerMiscRoutes } from './routes_misc.js';
 import { originGuard } from './origin_guard.js';
+import { DecodePool } from './decode_pool.js';
+import { readFolderConfig } from '../models/clip/checkpoint.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import type { IndexOpener } from './index_open.js';
@@ -84,6 +86,8 @@ export interface ClipfitServer {
   encoders: { primary: Encoder; compare?: Encoder };
   /** The index folder's owner lock, held while the server runs (it records the URL once listening). */
   indexLock: IndexLock;
+  /** The worker threads that decode request images. */
+  decodePool: DecodePool;
   close(): Promise<void>;
 }
 
@@ -138,14 +142,16 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : indexDirOf((opts.index as string | undefined) ?? 'default', home);
   // Before any model loads: a second server, or an `index` command, already on it is refused at once.
   const indexLock = await claimIndexRoot(dir, 'clipfit serve', handed ? dir : String(opts.index ?? 'default'));
+  const decodePool = new DecodePool();
   try {
     const primary = await loadModel(opts.model, opts);
     if (primary.owned) toRelease.push(primary.model);
     const compare = opts.compare !== undefined ? await loadModel(opts.compare, opts) : undefined;
     if (compare?.owned) toRelease.push(compare.model);
+    const batch = { ...opts.batch, prepareImages: decodeWith(decodePool, limits.maxImagePixels) };
     const encoders = {
-      primary: new Encoder(primary.model, 'primary', metrics, opts.batch),
-      ...(compare ? { compare: new Encoder(compare.model, 'compare', metrics, opts.batch) } : {}),
+      primary: new Encoder(primary.model, 'primary', metrics, batch),
+      ...(compare ? { compare: new Encoder(compare.model, 'compare', metrics, batch) } : {}),
     };
 
     const open = opts.openIndex ?? defaultIndexOpener;
@@ -195,6 +201,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
       metrics,
       encoders,
       indexLock,
+      decodePool,
       close: async () => {
         if (closed) return;
         closed = true;
@@ -204,6 +211,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
           await primaryIndex.flush();
           if (compareIndex && !opts.compareIndex) await compareIndex.close();
         } else await catalog.close();
+        await decodePool.close();
         await indexLock.release();
         for (const m of toRelease) await m.release();
       },
@@ -212,6 +220,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   } catch (err) {
     for (const ix of opened) await ix.close().catch(() => {});
     for (const m of toRelease) await m.release().catch(() => {});
+    await decodePool.close();
     await indexLock.release();
     throw err;
   }
@@ -224,6 +233,20 @@ interface AppParts {
   catalog: Catalog;
   encoders: { primary: Encoder; compare?: Encoder };
   home: string;
+}
+
+/** Images for `model`: decoded and resized to its input size in the pool, as small PNGs. */
+function decodeWith(pool: DecodePool, maxPixels: number): (images: readonly Uint8Array[], model: LoadedModel) => Promise<Uint8Array[]> {
+  const sizes = new Map<string, Promise<number>>();
+  const sizeOf = (m: LoadedModel) => {
+    let s = sizes.get(m.dir);
+    if (!s) sizes.set(m.dir, (s = readFolderConfig(m.dir).then((c) => c.config.preprocess_cfg.image_size)));
+    return s;
+  };
+  return async (images, model) => {
+    const size = await sizeOf(model);
+    return Promise.all(images.map((b) => pool.decode(b, size, maxPixels)));
+  };
 }
 
 const starts = new WeakMap<FastifyRequest, number>();
