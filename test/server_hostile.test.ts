@@ -3,13 +3,14 @@
 // forgery, and the smaller leaks (run names, home paths).
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import { ConfigError } from '../src/errors.js';
+import { isRefusedAddress } from '../src/server/remote_fetch.js';
 import { dataUri, imageForm, makeFixture, start } from './server_setup.js';
 import type { Client, Fixture } from './server_setup.js';
 
@@ -183,4 +184,65 @@ test('decompression bombs are refused from their headers; images decode in worke
   } finally {
     await small.close();
   }
+});
+
+/** An HTTP server on `host` that counts requests and answers each with `answer`. */
+async function httpOn(host: string, answer: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const s = http.createServer((req, res) => {
+    hits.push(req.url ?? '');
+    answer(req, res);
+  });
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as { port: number }).port;
+  return { url: `http://${host}:${port}`, hits, close: () => new Promise((r) => s.close(() => r())) };
+}
+
+test('remote image URIs: off by default; when on, loopback, private and metadata addresses and redirects to them are refused with one message', { timeout: 60_000 }, async (t) => {
+  if (!fx) return t.skip('no BPE fixture');
+  const png = readFileSync(fx.images[0]!);
+  const b = await httpOn('127.0.0.2', (_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png));
+  const a = await httpOn('127.0.0.1', (req, res) => {
+    if (req.url === '/img.png') res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+    else if (req.url === '/text') res.writeHead(200).end('not an image');
+    else if (req.url === '/to-b') res.writeHead(302, { location: `${b.url}/img.png` }).end();
+    else if (req.url === '/to-metadata') res.writeHead(301, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+    else if (req.url === '/to-self') res.writeHead(302, { location: '/img.png' }).end();
+    else res.writeHead(404).end('no');
+  });
+  const closed = await httpOn('127.0.0.1', () => {});
+  await closed.close();
+  const remote = await start({ model: fx.onnxModel, index: path.join(fx.tmp, 'idx-remote'), allowRemoteUris: true, remoteAllowAddresses: ['127.0.0.1'] });
+  try {
+    // Off by default.
+    const off = await c.json('POST', '/encode', { images: [`${a.url}/img.png`] });
+    assert.equal(off.status, 400);
+    assert.match(off.body.error.message, /--allow-remote-uris/);
+    assert.deepEqual(a.hits, []);
+    // On, through an address the test allows: fetched, and a redirect within it is followed.
+    assert.equal((await remote.json('POST', '/index', { items: [{ uri: `${a.url}/img.png`, id: 'fetched' }] })).status, 201);
+    assert.equal((await remote.json('POST', '/encode', { images: [`${a.url}/to-self`] })).status, 200);
+    // Refused: loopback not on the list (directly and as a redirect target), metadata, other schemes;
+    // and a refused port, a 404 and a non-image all answer the very same words.
+    const messages = new Set<string>();
+    for (const uri of [`${b.url}/img.png`, `${a.url}/to-b`, `${a.url}/to-metadata`, 'http://169.254.169.254/latest/meta-data/', 'http://[::1]:9/x', `${closed.url}/img.png`, `${a.url}/missing`, `${a.url}/text`, 'http://localhost:9/x']) {
+      const r = await remote.json('POST', '/encode', { images: [uri] });
+      assert.equal(r.status, 422, `${uri}: ${JSON.stringify(r.body)}`);
+      messages.add(r.body.error.message);
+    }
+    assert.deepEqual([...messages], ['images[0]: the URL could not be fetched as an image']);
+    assert.deepEqual(b.hits, [], 'nothing reached the loopback server that was not allowed');
+    const ftp = await remote.json('POST', '/encode', { images: ['ftp://example.com/x.png'] });
+    assert.equal(ftp.status, 400);
+  } finally {
+    await remote.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+test('refused address ranges, IPv4 inside IPv6 included', () => {
+  for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', '::ffff:127.0.0.1', '::ffff:7f00:1', '64:ff9b::a9fe:a9fe', '2002:c0a8:0101::1', 'fd00:ec2::254', 'fe80::1', 'ff02::1'])
+    assert.equal(isRefusedAddress(a), true, a);
+  for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isRefusedAddress(a), false, a);
 });

@@ -2,14 +2,16 @@
 // content type: PNG 89 50 4E 47 0D 0A 1A 0A, JPEG FF D8 FF, GIF "GIF87a"/"GIF89a", WebP
 // "RIFF"<size>"WEBP". Stored images live at <index>/images/<id>.<ext>; ids are restricted to
 // [A-Za-z0-9_.-] (no leading dot), so an id can never name a path outside that folder. Image URIs
-// in requests: data: always; http(s) unless remote URIs are off; local paths only inside the
-// configured root (resolved through symlinks), none by default.
+// in requests: data: always; http(s) only when remote URIs are on, and then only from public
+// addresses (remote_fetch.ts); local paths only inside the configured root (resolved through
+// symlinks), none by default.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { loadUriToBlob, localPath, uriKind } from '../data/uri.js';
 import { badRequest, HttpError, tooLarge, unsupportedMedia } from './http_errors.js';
+import { RemoteFetchError, safeFetch } from './remote_fetch.js';
 
 export type ImageType = 'png' | 'jpeg' | 'gif' | 'webp';
 
@@ -94,8 +96,10 @@ export class ImageStore {
 export interface UriPolicy {
   /** Local paths and file:// URIs are read only inside this folder; undefined: never. */
   allowedRoot?: string;
-  /** Fetch http(s) URIs (default true). */
+  /** Fetch http(s) URIs (default false). */
   allowRemote?: boolean;
+  /** Addresses remote fetches may reach although private or loopback (tests, a known internal host). */
+  allowAddresses?: readonly string[];
   maxBytes: number;
 }
 
@@ -111,8 +115,16 @@ export async function readImageUri(uri: string, field: string, policy: UriPolicy
   let bytes: Uint8Array;
   if (kind === 'data') bytes = await loadUriToBlob(uri, { maxBytes: policy.maxBytes });
   else if (kind === 'http') {
-    if (policy.allowRemote === false) throw badRequest(`${field}: http(s) URIs are disabled on this server; upload the image or send a data: URI`);
-    bytes = await loadUriToBlob(uri, { maxBytes: policy.maxBytes, timeoutMs: 15_000 });
+    if (!policy.allowRemote) throw badRequest(`${field}: http(s) URIs are off on this server (start it with --allow-remote-uris); upload the image or send a data: URI`);
+    // One answer for every failure, so the fetch cannot be used to probe what answers where.
+    const fetchFailed = () => new HttpError(422, 'unprocessable', `${field}: ${new RemoteFetchError('').message}`);
+    try {
+      bytes = await safeFetch(uri, { maxBytes: policy.maxBytes, timeoutMs: 10_000, ...(policy.allowAddresses ? { allowAddresses: policy.allowAddresses } : {}) });
+    } catch (err) {
+      if (err instanceof RemoteFetchError) throw fetchFailed();
+      throw err;
+    }
+    if (!sniffImage(bytes)) throw fetchFailed();
   } else if (kind === 'path' || kind === 'file-url') {
     if (!policy.allowedRoot) throw badRequest(`${field}: local file URIs are disabled on this server (start it with --allow-root DIR); upload the image or send a data: URI`);
     const root = await fsp.realpath(policy.allowedRoot);

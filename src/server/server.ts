@@ -61,8 +61,10 @@ export interface ServeOptions {
   allowedHosts?: string[];
   /** Local image paths / file:// URIs in requests are read only inside this folder (default: never). */
   allowRoot?: string;
-  /** Fetch http(s) image URIs in requests (default true). */
+  /** Fetch http(s) image URIs in requests (default false); only public addresses are fetched. */
   allowRemoteUris?: boolean;
+  /** Addresses remote fetches may reach although loopback or private (a known internal image host, tests). */
+  remoteAllowAddresses?: string[];
   limits?: Partial<ApiLimits>;
   /** $CLIPFIT_HOME: model cache, run store, indexes. */
   home?: string;
@@ -316,7 +318,7 @@ function buildApp(p: AppParts): FastifyInstance {
         .send(),
     );
 
-  const uriPolicy = { ...(opts.allowRoot ? { allowedRoot: path.resolve(opts.allowRoot) } : {}), allowRemote: opts.allowRemoteUris ?? true, maxBytes: limits.maxUploadBytes };
+  const uriPolicy = { ...(opts.allowRoot ? { allowedRoot: path.resolve(opts.allowRoot) } : {}), allowRemote: opts.allowRemoteUris ?? false, ...(opts.remoteAllowAddresses ? { allowAddresses: opts.remoteAllowAddresses } : {}), maxBytes: limits.maxUploadBytes };
   void app.register(async (scope) => {
     registerApiRoutes(scope, { catalog: p.catalog, encoders: p.encoders, limits, uriPolicy });
     registerMiscRoutes(scope, { encoders: p.encoders, limits, metrics, auth: !!opts.token, home: p.home, webRoot: opts.webRoot ?? WEB_ROOT, version: version() });
