@@ -246,3 +246,15 @@ test('refused address ranges, IPv4 inside IPv6 included', () => {
     assert.equal(isRefusedAddress(a), true, a);
   for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isRefusedAddress(a), false, a);
 });
+
+test('/api/runs: an invalid run name is a 400, an unknown one a 404 that does not show the server\'s paths', async (t) => {
+  if (!fx) return t.skip('no BPE fixture');
+  for (const name of ['bad%20name!', '..%2F..%2Fetc', '.hidden', '-lead']) {
+    const r = await c.json('GET', `/api/runs/${name}/metrics`);
+    assert.equal(r.status, 400, `${name}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.code, 'bad_request');
+  }
+  const r = await c.json('GET', '/api/runs/nope/metrics');
+  assert.equal(r.status, 404);
+  assert.equal(r.body.error.message, 'no run named "nope"');
+});

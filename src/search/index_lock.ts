@@ -15,6 +15,7 @@ import { existsSync, readFileSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IndexLockedError } from '../errors.js';
+import { processStartTime } from '../runs/liveness.js';
 
 export interface LockHolder {
   pid: number;
@@ -33,16 +34,8 @@ export interface LockHolder {
 const LOCK_RE = /^LOCK\.(\d{1,15})$/;
 const LEGACY = 'LOCK';
 
-/** Field 22 (starttime) of /proc/PID/stat; the command name (field 2) may hold spaces and ')'. */
-export function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+/** The start time of `pid` (Linux: /proc/PID/stat field 22), or null where the OS does not tell. */
+export const processStart = (pid: number): string | null => processStartTime(pid) ?? null;
 
 const bootId = ((): string | null => {
   try {

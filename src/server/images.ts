@@ -12,6 +12,7 @@ import path from 'node:path';
 import { loadUriToBlob, localPath, uriKind } from '../data/uri.js';
 import { badRequest, HttpError, tooLarge, unsupportedMedia } from './http_errors.js';
 import { RemoteFetchError, safeFetch } from './remote_fetch.js';
+import { syncDir } from '../search/index_files.js';
 
 export type ImageType = 'png' | 'jpeg' | 'gif' | 'webp';
 
@@ -57,14 +58,25 @@ export class ImageStore {
     return path.join(this.dir, `${checkId(id, 'id')}.${EXT[type]}`);
   }
 
-  /** Write atomically (temporary name, then rename); replaces an image of another type with the same id. */
+  /**
+   * Write durably before the add is acknowledged: a temporary file, fsync'd, renamed into place, the
+   * folder fsync'd (else a crash can leave the name pointing at nothing, or at nothing yet written).
+   * Replaces an image of another type with the same id.
+   */
   async put(id: string, bytes: Uint8Array, type: ImageType): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     const dest = this.file(id, type);
     const tmp = path.join(this.dir, `.${id}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    await fsp.writeFile(tmp, bytes);
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsp.rename(tmp, dest);
     for (const t of Object.keys(CONTENT_TYPES) as ImageType[]) if (t !== type) await fsp.rm(this.file(id, t), { force: true });
+    await syncDir(this.dir);
   }
 
   /** Path and type of the stored image, or null. */
