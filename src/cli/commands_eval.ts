@@ -25,6 +25,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
     .option('--distance <d>', 'cosine, euclidean or sqeuclidean', 'cosine')
     .option('--tokenizer <path>', 'tokenizer folder or bpe_simple_vocab_16e6.txt.gz when the model folder has none')
     .option('--onnx', "run the artifact's exported ONNX towers (clip-text/model.onnx, clip-vision/model.onnx)")
+    .option('--int8', 'int8 towers: the artifact\'s model_int8.onnx with --onnx, else the weights quantized on load')
     .option('--exclude-self', 'do not count an index row with the query’s own id')
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 32)
     .option('--device <device>', 'cpu or cuda', 'cpu')
@@ -33,7 +34,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
       'after',
       '\nLabels come from finetuner_label, else a caption is relevant to its own pair\'s image.\n\nExamples:\n  $ clipfit eval --model ViT-B-32::openai --query-data test.csv --index-data test.csv\n  $ clipfit eval --model runs/shoes/artifact --query-data dataset:shoes-test --index-data dataset:shoes-test --json',
     )
-    .action(async (o: { model: string; queryData: string; indexData: string; limit: number; distance: string; tokenizer?: string; onnx?: boolean; excludeSelf?: boolean; batchSize: number; device: string; json?: boolean }) => {
+    .action(async (o: { model: string; queryData: string; indexData: string; limit: number; distance: string; tokenizer?: string; onnx?: boolean; int8?: boolean; excludeSelf?: boolean; batchSize: number; device: string; json?: boolean }) => {
       if (!['cosine', 'euclidean', 'sqeuclidean'].includes(o.distance)) throw new ConfigError('--distance', `must be cosine, euclidean or sqeuclidean, got ${JSON.stringify(o.distance)}`);
       if (o.device !== 'cpu' && o.device !== 'cuda') throw new ConfigError('--device', `must be cpu or cuda, got ${JSON.stringify(o.device)}`);
       const r = await evaluateModel({
@@ -44,6 +45,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
         distance: o.distance as Distance,
         tokenizer: o.tokenizer,
         isOnnx: o.onnx,
+        int8: o.int8,
         excludeSelf: o.excludeSelf,
         batchSize: o.batchSize,
         device: o.device,
