@@ -105,3 +105,36 @@ export function matmulIntegerToFloat(a: Value, b: Value, aScale: Value, bScale: 
   while (inputs.at(-1) === null) inputs.pop();
   return emit1('MatMulIntegerToFloat', inputs);
 }
+
+// QAttention (com.microsoft): multi-head self-attention with the QKV projection as one integer GEMM.
+// Inputs: x uint8 [B, S, D] (quantized), W int8 [D, 3·N·H] (columns q | k | v, heads contiguous),
+// bias [3·N·H], x_scale, W_scale (scalar or per column), mask_index, x_zero_point. The GEMM writes
+// q, k, v straight into [B, N, S, H] (no Transpose or Split); scores = q·kᵀ/√H (causal when
+// unidirectional), softmax and ·v run in float32; the output is [B, S, N·H].
+defineOp({
+  op: 'QAttention',
+  domain: 'com.microsoft',
+  infer: (c) => {
+    const [x, w] = [c.x(0), c.x(1)];
+    if (x.dtype !== 'uint8') c.fail('input must be uint8');
+    if (w.dtype !== 'int8' && w.dtype !== 'uint8') c.fail('weight must be int8 or uint8');
+    if (x.rank !== 3 || w.rank !== 2) c.fail('input must be [batch, seq, width] and weight [width, 3·hidden]');
+    const n3 = w.shape[1];
+    if (typeof n3 !== 'number' || n3 % 3 !== 0) return c.fail('weight columns must be 3·hidden');
+    return [{ dtype: 'float32', shape: [x.shape[0]!, x.shape[1]!, n3 / 3] }];
+  },
+});
+
+export interface QAttentionOpts {
+  heads: number;
+  /** Causal mask (position i attends to j ≤ i). */
+  unidirectional?: boolean;
+}
+
+/** QAttention on a quantized input (see above); output float32 [B, S, hidden]. */
+export function qAttention(qx: Value, w: Value, bias: Value, xScale: Value, wScale: Value, xZero: Value, o: QAttentionOpts): Value {
+  return emit1('QAttention', [qx, w, bias, xScale, wScale, null, xZero], {
+    num_heads: { i: o.heads },
+    ...(o.unidirectional ? { unidirectional: { i: 1 } } : {}),
+  });
+}

@@ -33,12 +33,14 @@ import {
 import { emit1 } from '../../ops/registry.js';
 import type { ClipModelCfg } from './config.js';
 import { blockParams, residualBlock } from './transformer.js';
-import type { LinearFn } from './transformer.js';
+import type { AttentionFn, LinearFn } from './transformer.js';
 
 /** Swaps for the towers' heavy layers (the int8 towers use them; absent: fp32). */
 export interface TowerHooks {
   /** The blocks' linear layers, and the patch embedding as a linear over flattened patches. */
   linear?: LinearFn;
+  /** The blocks' attention sublayer (x after ln_1 → out_proj's output). */
+  attention?: AttentionFn;
   /** The token-embedding lookup: rows of `table` [vocab, width] at `ids`. */
   embed?: (table: Value, ids: Value) => Value;
 }
@@ -81,7 +83,7 @@ export function imageTower(g: Graph, cfg: ClipModelCfg, images: Value, hooks: To
   taps['act.visual.ln_pre'] = x;
   const heads = w / v.head_width;
   blocks.forEach((bp, i) => {
-    x = residualBlock(x, bp, { heads, quickGelu: cfg.quick_gelu, linear: hooks.linear });
+    x = residualBlock(x, bp, { heads, quickGelu: cfg.quick_gelu, linear: hooks.linear, attention: hooks.attention });
     taps[`act.visual.transformer.resblocks.${i}`] = x;
   });
   const pooled = layerNorm(gather(x, g.constant(0, 'int64', []), 1), lnPostW, lnPostB); // [B, w]
@@ -117,7 +119,7 @@ export function textTower(g: Graph, cfg: ClipModelCfg, tokens: Value, hooks: Tow
   let x = add(emb, posSeq);
   const mask = causalMask(g, t.context_length, tokens, seqDim);
   blocks.forEach((bp, i) => {
-    x = residualBlock(x, bp, { heads: t.heads, quickGelu: cfg.quick_gelu, mask, linear: hooks.linear });
+    x = residualBlock(x, bp, { heads: t.heads, quickGelu: cfg.quick_gelu, mask, causal: true, linear: hooks.linear, attention: hooks.attention });
     taps[`transformer.resblocks.${i}`.replace(/^/, 'act.')] = x;
   });
   x = layerNorm(x, lnW, lnB);

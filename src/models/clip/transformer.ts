@@ -46,10 +46,16 @@ export function blockParams(g: Graph, prefix: string, width: number, mlpRatio = 
 /** x·Wᵀ + b with a PyTorch-layout weight W [out, in] (the int8 towers swap in a quantized one). */
 export type LinearFn = (x: Value, w: Value, b: Value | null) => Value;
 
+export type AttentionFn = (x: Value, p: BlockParams, o: AttentionOpts) => Value;
+
 export interface AttentionOpts {
   heads: number;
   /** The linear layers' implementation (default: fp32 `linear`). */
   linear?: LinearFn;
+  /** The whole attention sublayer's implementation (default: selfAttention). */
+  attention?: AttentionFn;
+  /** The mask is the causal one (an attention implementation may apply it itself). */
+  causal?: boolean;
   /** Additive mask broadcast to [seq, seq] (e.g. the causal −∞ mask), or null. */
   mask?: Value | null;
 }
@@ -75,7 +81,7 @@ export interface BlockOpts extends AttentionOpts {
 }
 
 export function residualBlock(x: Value, p: BlockParams, o: BlockOpts): Value {
-  const h = add(x, selfAttention(layerNorm(x, p.ln1w, p.ln1b), p, o));
+  const h = add(x, (o.attention ?? selfAttention)(layerNorm(x, p.ln1w, p.ln1b), p, o));
   const act = o.quickGelu ? quickGelu : gelu;
   const lin = o.linear ?? linear;
   const m = lin(act(lin(layerNorm(h, p.ln2w, p.ln2b), p.fcW, p.fcB)), p.projW, p.projB);
