@@ -39,7 +39,9 @@ export { decodeImage, preprocessImage, preprocessBatch, toRgbU8, CLIP_MEAN, CLIP
 export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from './models/clip/preprocess.js';
 export { imageTower, textTower, clipHead } from './models/clip/model.js';
 export { buildTrainGraph, buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
-export { towerOnnx, writeTowerOnnx } from './models/clip/export.js';
+export { towerFile, towerOnnx, writeTowerOnnx } from './models/clip/export.js';
+export type { TowerExportOptions } from './models/clip/export.js';
+export { dequantizeRows, int8Hooks, quantizeRows } from './models/clip/quantize.js';
 export type { TowerName } from './models/clip/export.js';
 export { ClipModel } from './models/clip/clip_model.js';
 export type { Embeddings, EncodeOptions, LoadOptions } from './models/clip/clip_model.js';
