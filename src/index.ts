@@ -66,11 +66,11 @@ export type { InferenceModel, GetModelOptions, InferenceEncodeOptions, EncodeDat
 export { createProgress } from './train/progress.js';
 
 // Datasets built from installed npm packages: the emoji benchmark and the icon pretraining corpus.
-export * from './datasets/emoji/index.js';
-export { buildIconCorpus, iconAttribution } from './datasets/icons/corpus.js';
-export type { IconCorpus, IconCorpusOptions } from './datasets/icons/corpus.js';
-export { BASE_ICON_SETS, captionOfIconName, readIconSet, readIconSetInfo } from './datasets/icons/iconify.js';
-export { pretrainBase, BASE_RECIPE, BASE_ARCHITECTURE, BASE_TAG } from './pretrain/base.js';
+export * from './app/datasets/emoji/index.js';
+export { buildIconCorpus, iconAttribution } from './app/datasets/icons/corpus.js';
+export type { IconCorpus, IconCorpusOptions } from './app/datasets/icons/corpus.js';
+export { BASE_ICON_SETS, captionOfIconName, readIconSet, readIconSetInfo } from './app/datasets/icons/iconify.js';
+export { pretrainBase, BASE_RECIPE, BASE_ARCHITECTURE, BASE_TAG } from './app/pretrain/base.js';
 export { DEFAULT_MODEL } from './models/clip/registry.js';
 
 // Search: vector indexes and the HTTP service.
@@ -78,9 +78,9 @@ export * from './search/index.js';
 export * from './server/index.js';
 
 // The main job and its report; the base model's pretraining.
-export { runDemo, DEMO_RECIPE, DEMO_ALPHAS, DEMO_METRICS } from './demo/run_demo.js';
-export type { DemoOptions, DemoResult } from './demo/run_demo.js';
-export { writeDemoReport, formatMetricTable } from './demo/report.js';
-export type { DemoReport, Hit } from './demo/report.js';
-export { exportBaseModel } from './pretrain/export_base.js';
-export { evaluateBase, writeModelCard } from './pretrain/model_card.js';
+export { runDemo, DEMO_RECIPE, DEMO_ALPHAS, DEMO_METRICS } from './app/demo/run_demo.js';
+export type { DemoOptions, DemoResult } from './app/demo/run_demo.js';
+export { writeDemoReport, formatMetricTable } from './app/demo/report.js';
+export type { DemoReport, Hit } from './app/demo/report.js';
+export { exportBaseModel } from './app/pretrain/export_base.js';
+export { evaluateBase, writeModelCard } from './app/pretrain/model_card.js';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { datasetInfo, datasetsRoot, deleteDataset, listDatasets, loadCsv, loadFolder, loadJsonl, pull, push } from '../data/index.js';
 import type { DocumentArray } from '../data/index.js';
-import { registerEmojiBuildCommand } from '../datasets/emoji/command.js';
+import { registerEmojiBuildCommand } from '../app/datasets/emoji/command.js';
 
 type Print = (line: string) => void;
 

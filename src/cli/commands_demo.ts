@@ -1,8 +1,8 @@
 // `clipfit demo` (the main job) and `clipfit demo-engine` (the autodiff demo on two spirals).
 
 import type { Command } from 'commander';
-import { runDemo } from '../demo/run_demo.js';
-import { formatMetricTable } from '../demo/report.js';
+import { runDemo } from '../app/demo/run_demo.js';
+import { formatMetricTable } from '../app/demo/report.js';
 import { createProgress } from '../train/progress.js';
 import { runEngineDemo } from './demo_engine.js';
 

@@ -6,8 +6,8 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { DemoReportError } from '../errors.js';
-import { WEB_ROOT } from '../server/static.js';
+import { DemoReportError } from '../../errors.js';
+import { WEB_ROOT } from '../../server/static.js';
 import { buildCharts } from './report_charts.js';
 import type { ChartSpec } from './report_charts.js';
 import { escapeHtml, metricTableHtml, querySets } from './report_table.js';

@@ -16,7 +16,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { renderAsync } from '@resvg/resvg-js';
 import sharp from 'sharp';
-import { ImageError } from '../../errors.js';
+import { ImageError } from '../../../errors.js';
 
 const WHITE = { r: 255, g: 255, b: 255 };
 

@@ -2,15 +2,15 @@
 // graph builder, its gradients from grad(), and AdamW fused into the same onnxruntime run.
 // Used by `clipfit demo --engine` and by the test that proves the engine trains.
 
-import { rng } from '../autodiff/gradcheck.js';
-import { grad } from '../autodiff/grad.js';
-import { Graph } from '../onnx/graph.js';
-import type { Value } from '../onnx/graph.js';
-import { argMax, crossEntropy, linear, tanh } from '../ops/index.js';
-import { ParamStore } from '../runtime/params.js';
-import { Session } from '../runtime/session.js';
-import type { Tensor } from '../runtime/session.js';
-import { AdamW } from '../train/optim.js';
+import { rng } from '../../autodiff/gradcheck.js';
+import { grad } from '../../autodiff/grad.js';
+import { Graph } from '../../onnx/graph.js';
+import type { Value } from '../../onnx/graph.js';
+import { argMax, crossEntropy, linear, tanh } from '../../ops/index.js';
+import { ParamStore } from '../../runtime/params.js';
+import { Session } from '../../runtime/session.js';
+import type { Tensor } from '../../runtime/session.js';
+import { AdamW } from '../../train/optim.js';
 
 /** Two interleaved spirals of n points each, two full turns, radius ≤ 1, small jitter. */
 export function spirals(n: number, seed: number): { x: Float32Array; y: BigInt64Array } {

@@ -5,7 +5,7 @@
 // gender variants share their item's key (codepoints.ts), so they cannot straddle the split.
 
 import { createHash } from 'node:crypto';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../../errors.js';
 
 export type EmojiSplit = 'train' | 'eval';
 

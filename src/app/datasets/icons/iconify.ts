@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { DatasetError } from '../../errors.js';
+import { DatasetError } from '../../../errors.js';
 
 /**
  * The sets the shipped base model learns from: general-purpose UI, object and game icon sets with

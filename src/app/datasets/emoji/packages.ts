@@ -5,7 +5,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { DataError, MissingPackageError } from '../../errors.js';
+import { DataError, MissingPackageError } from '../../../errors.js';
 
 /** The image styles: google and twitter are the training styles, openmoji the shifted one. */
 export type EmojiStyle = 'google' | 'twitter' | 'openmoji';

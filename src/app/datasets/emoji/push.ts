@@ -5,9 +5,9 @@
 // Document set (one query, several relevant items) and stays a file.
 
 import path from 'node:path';
-import { loadJsonl } from '../../data/jsonl.js';
-import { push } from '../../data/store.js';
-import type { PushResult, StoreOptions } from '../../data/store.js';
+import { loadJsonl } from '../../../data/jsonl.js';
+import { push } from '../../../data/store.js';
+import type { PushResult, StoreOptions } from '../../../data/store.js';
 import type { EmojiManifest } from './build.js';
 
 export interface EmojiPushOptions extends StoreOptions {

@@ -10,7 +10,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../../errors.js';
 import { emojibaseLabels, joinEmoji } from './join.js';
 import type { EmojiItem, EmojiJoinStats } from './join.js';
 import { EMOJI_PACKAGES, EMOJI_STYLES, resolveEmojiPackages, SHIFTED_STYLES, TRAIN_STYLES } from './packages.js';

@@ -1,7 +1,7 @@
 // `clipfit datasets build emoji --out DIR [--size 64] [--limit N] [--push] [--name-prefix emoji]`.
 
 import type { Command } from 'commander';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../../errors.js';
 import { buildEmojiDataset } from './build.js';
 import type { EmojiBuildProgress } from './build.js';
 import { pushEmojiDataset } from './push.js';

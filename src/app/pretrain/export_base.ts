@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModelFolder, saveModelFolder } from '../models/clip/checkpoint.js';
+import { loadModelFolder, saveModelFolder } from '../../models/clip/checkpoint.js';
 import { iconAttribution } from '../datasets/icons/corpus.js';
 import { BASE_ARCHITECTURE, BASE_RECIPE, BASE_TAG } from './base.js';
 import type { PretrainResult } from './base.js';
@@ -13,8 +13,8 @@ import type { PretrainResult } from './base.js';
 /** models/ViT-T-8-64-icons in the package. */
 export function shippedBaseDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  // src/pretrain or dist/pretrain → package root
-  return path.resolve(here, '../../models', `${BASE_ARCHITECTURE}-${BASE_TAG}`);
+  // src/app/pretrain or dist/app/pretrain → package root
+  return path.resolve(here, '../../../models', `${BASE_ARCHITECTURE}-${BASE_TAG}`);
 }
 
 export async function exportBaseModel(res: PretrainResult, opts: { out?: string; log?(m: string): void } = {}): Promise<string> {

@@ -9,11 +9,11 @@
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Document, DocumentArray, LABEL_TAG, pairImage, pairText } from '../../data/document.js';
-import { loadJsonl } from '../../data/jsonl.js';
-import { ConfigError, DataError } from '../../errors.js';
-import { evaluateRetrieval } from '../../eval/evaluate.js';
-import type { Embeddings, EvaluateOptions } from '../../eval/evaluate.js';
+import { Document, DocumentArray, LABEL_TAG, pairImage, pairText } from '../../../data/document.js';
+import { loadJsonl } from '../../../data/jsonl.js';
+import { ConfigError, DataError } from '../../../errors.js';
+import { evaluateRetrieval } from '../../../eval/evaluate.js';
+import type { Embeddings, EvaluateOptions } from '../../../eval/evaluate.js';
 import { readJson } from './packages.js';
 import type { EmojiManifest } from './build.js';
 import type { TagQuery } from './writers.js';

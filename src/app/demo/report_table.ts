@@ -3,7 +3,7 @@
 // the page's HTML table (best in bold). "Best" is the maximum of a column within one eval set:
 // every metric here is higher-is-better, and in-domain and shifted numbers are not comparable.
 
-import { DemoReportError } from '../errors.js';
+import { DemoReportError } from '../../errors.js';
 import type { DemoReport } from './report.js';
 
 /** Short column headers; the full names are listed under the terminal table and in the page's tooltips. */
