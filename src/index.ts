@@ -38,7 +38,8 @@ export type { TokenizeOptions, TokenizedBatch } from './models/clip/tokenizer.js
 export { decodeImage, preprocessImage, preprocessBatch, toRgbU8, CLIP_MEAN, CLIP_STD } from './models/clip/preprocess.js';
 export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from './models/clip/preprocess.js';
 export { imageTower, textTower, clipHead } from './models/clip/model.js';
-export { buildTrainGraph, buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
+export { buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
+export { buildTrainGraph } from './train/train_graph.js';
 export { towerOnnx, writeTowerOnnx } from './models/clip/export.js';
 export type { TowerName } from './models/clip/export.js';
 export { ClipModel } from './models/clip/clip_model.js';

@@ -5,11 +5,10 @@
 
 import type { Document } from '../data/index.js';
 import { imageName } from '../data/doc_images.js';
-import { documentError } from '../data/origin.js';
-import { ImageError } from '../errors.js';
+import { withRow } from '../data/origin.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import type { Tensor } from '../runtime/session.js';
-import { imageInput, labelOf, pairText } from './data_source.js';
+import { imageInput, labelOf, pairText } from '../data/source.js';
 import type { ImagePool } from './image_pool.js';
 
 export interface Batch {
@@ -70,13 +69,4 @@ export class BatchLoader {
   static feeds(b: Batch): Record<string, Tensor> {
     return { images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) };
   }
-}
-
-/** An ImageError about one of `docs` (matched by its name) as a DataError naming the document's
- * file, row and image field; anything else unchanged. */
-export function withRow(err: unknown, docs: readonly Document[], names: readonly string[]): unknown {
-  if (!(err instanceof ImageError)) return err;
-  const k = names.indexOf(err.file);
-  if (k < 0) return err;
-  return documentError(docs[k]!, 'image', err.message, `documents[${k}]`, err);
 }

@@ -9,8 +9,8 @@ import { evaluateRetrieval } from '../eval/evaluate.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
-import { imageFailure, loadEvalSets } from './eval_data.js';
-import type { EvalData, EvalSets, EvalSide } from './eval_data.js';
+import { imageFailure, loadEvalSets } from '../eval/eval_data.js';
+import type { EvalData, EvalSets, EvalSide } from '../eval/eval_data.js';
 import { preprocessInputs } from './pixels.js';
 
 export interface TrainContext {

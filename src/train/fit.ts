@@ -11,14 +11,14 @@ import { ClipfitError, ConfigError, FitStoppedError, NonFiniteError } from '../e
 import type { Document, DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
-import { buildTrainGraph } from '../models/clip/graphs.js';
+import { buildTrainGraph } from './train_graph.js';
 import { Session } from '../runtime/session.js';
 import type { Tensor } from '../runtime/session.js';
 import { callbackFromSpec } from './callbacks.js';
 import type { Callback, Logs, TrainContext } from './callbacks.js';
 import { loadCheckpoint, saveArtifact, saveCheckpoint } from './fit_state.js';
 import type { FitHooks, FitOptions, FitResult } from './fit_types.js';
-import { loadPairs } from './data_source.js';
+import { loadPairs } from '../data/source.js';
 import { BatchLoader } from './batch_loader.js';
 import type { Batch } from './batch_loader.js';
 import { ImagePool } from './image_pool.js';

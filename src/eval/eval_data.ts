@@ -15,13 +15,12 @@
 import { Document, DocumentArray, LABEL_TAG, isPair, pairImage, pairText } from '../data/index.js';
 import type { DocumentJson } from '../data/index.js';
 import { fetchRemoteImages, imageDocOf, imageInputOf, imageName } from '../data/doc_images.js';
-import { documentError } from '../data/origin.js';
+import { documentError, withRow } from '../data/origin.js';
 import type { OriginField } from '../data/origin.js';
 import { DataError, ImageError } from '../errors.js';
 import { decodeImage } from '../models/clip/preprocess.js';
-import { withRow } from './batch_loader.js';
-import { loadDocuments } from './data_source.js';
-import type { SkippedRecord } from './data_source.js';
+import { loadDocuments } from '../data/source.js';
+import type { SkippedRecord } from '../data/source.js';
 
 export type Tower = 'clip-text' | 'clip-vision';
 

@@ -4,14 +4,14 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { ConfigError, DataError } from '../errors.js';
-import { DocumentArray, LABEL_TAG, isPair, pairImage, pairText } from '../data/index.js';
-import type { Document, SkippedRow } from '../data/index.js';
-import { loadCsv } from '../data/csv.js';
-import { fetchRemoteImages, imageInputOf } from '../data/doc_images.js';
-import { loadFolder } from '../data/folder.js';
-import { loadJsonl } from '../data/jsonl.js';
-import { documentError } from '../data/origin.js';
-import { pull } from '../data/store.js';
+import { DocumentArray, LABEL_TAG, isPair, pairImage, pairText } from './index.js';
+import type { Document, SkippedRow } from './index.js';
+import { loadCsv } from './csv.js';
+import { fetchRemoteImages, imageInputOf } from './doc_images.js';
+import { loadFolder } from './folder.js';
+import { loadJsonl } from './jsonl.js';
+import { documentError } from './origin.js';
+import { pull } from './store.js';
 
 /** A skipped row: `row` counts lines in JSONL files (unit 'line'). */
 export type SkippedRecord = SkippedRow & { file: string; unit: 'row' | 'line' };
