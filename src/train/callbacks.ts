@@ -6,6 +6,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
+import { directionPrefix } from '../eval/metric_names.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
@@ -93,7 +94,7 @@ export class EvaluationCallback extends Callback {
       limit: this.spec.limit ?? 20,
       distance: this.spec.distance ?? 'cosine',
       excludeSelf: this.spec.excludeSelf ?? false,
-      prefix: `${qm}-to-${im}`,
+      prefix: directionPrefix(qm, im),
     });
   }
 

@@ -3,7 +3,8 @@
 // A chart without any finite point is left out rather than drawn empty.
 
 import type { DemoReport } from './report.js';
-import { metricLabel, querySets } from './report_table.js';
+import { metricLabel, stripDirection } from '../../eval/metric_names.js';
+import { querySets } from './report_table.js';
 
 export interface ChartSpec {
   /** Id of the page's container element. */
@@ -12,13 +13,6 @@ export interface ChartSpec {
   xName: string;
   spec: { title: string; xLabel: string; series: { name: string; points: [number, number][] }[]; integerX?: boolean; width?: number; height?: number };
 }
-
-/** 'clip-text-to-clip-vision_hit_at_k' → 'hit_at_k': the EvaluationCallback prefix names the towers. */
-export const stripDirection = (key: string): string => key.replace(/^[A-Za-z0-9.-]+-to-[A-Za-z0-9.-]+_/, '');
-
-/** A metric map with every key's direction prefix stripped. */
-export const stripDirections = (m: Record<string, number>): Record<string, number> =>
-  Object.fromEntries(Object.entries(m).map(([k, v]) => [stripDirection(k), v]));
 
 /** In-domain curves worth a line, in this order, when the history has them. */
 const CURVE_METRICS = ['recall_at_1', 'recall_at_5', 'recall_at_10', 'hit_at_k', 'ndcg_at_k', 'reciprocal_rank'];

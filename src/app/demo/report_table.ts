@@ -5,27 +5,7 @@
 
 import { DemoReportError } from '../../errors.js';
 import type { DemoReport } from './report.js';
-
-/** Short column headers; the full names are listed under the terminal table and in the page's tooltips. */
-const SHORT: Record<string, string> = {
-  precision_at_k: 'P@k',
-  recall_at_k: 'R@k',
-  f1_score_at_k: 'F1@k',
-  hit_at_k: 'Hit@k',
-  average_precision: 'AP',
-  reciprocal_rank: 'RR',
-  r_precision: 'R-prec',
-  dcg_at_k: 'DCG@k',
-  ndcg_at_k: 'nDCG@k',
-};
-
-/** Column header of a metric: 'recall_at_5' → 'R@5', the docarray names as in SHORT, else the name. */
-export function metricLabel(name: string): string {
-  if (SHORT[name]) return SHORT[name];
-  const m = /^(precision|recall|hit|ndcg)_at_(\d+)$/.exec(name);
-  if (m) return `${{ precision: 'P', recall: 'R', hit: 'Hit', ndcg: 'nDCG' }[m[1] as 'precision']}@${m[2]}`;
-  return name;
-}
+import { metricLabel } from '../../eval/metric_names.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

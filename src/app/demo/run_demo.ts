@@ -19,7 +19,7 @@ import { DEFAULT_MODEL } from '../../models/clip/registry.js';
 import { wiseFt } from '../../train/callbacks.js';
 import { fit } from '../../train/fit.js';
 import type { FitHooks, FitOptions } from '../../train/fit_types.js';
-import { stripDirections as unprefix } from './report_charts.js';
+import { stripDirections as unprefix } from '../../eval/metric_names.js';
 import { writeDemoReport } from './report.js';
 import type { DemoReport, Hit } from './report.js';
 

@@ -9,7 +9,7 @@ import { loadEmojiEvalSet, scoreEmojiEvalSet } from '../datasets/emoji/index.js'
 import type { EmojiIndexSet } from '../datasets/emoji/index.js';
 import { evaluateModel } from '../../inference/evaluate_model.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
-import { stripDirections as unprefix } from '../demo/report_charts.js';
+import { stripDirections as unprefix } from '../../eval/metric_names.js';
 import { svgLineChart } from '../report/svg_chart.js';
 import { BASE_ARCHITECTURE, BASE_TAG } from './base.js';
 
