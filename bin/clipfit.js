@@ -1,21 +1,18 @@
-#!/usr/bin/env node
-// Launcher for the compiled CLI (dist/, built by `npm ci` through `prepare`).
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 node
+// Launcher for the compiled CLI (dist/, built by `npm ci` through `prepare`). Supported Node.js:
+// 22 and 24 (LTS); 20.10+ still runs (end of life since April 2026).
 //
 // onnxruntime-node allocates every graph output afresh on each run and copies it into a new JS
 // array; with glibc's defaults, blocks that large are mmap'ed and unmapped each time, so every
 // training step pays page faults on hundreds of MB (measured: an AdamW step over 150M parameters
-// 7.4–9.2 s → 0.7–0.9 s). Keeping them on the heap fixes it, and glibc reads this only at start-up,
-// so the launcher re-executes Node once with it set.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+// 7.4–9.2 s → 0.7–0.9 s). glibc reads GLIBC_TUNABLES only at start-up, so the shebang sets it and
+// `env -S` execs node in place: one process, no child to orphan, signals reach the CLI itself.
+// (Run as `node bin/clipfit.js`, the shebang is skipped: everything works, without the tunables.)
 
-const TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736';
-if (process.platform === 'linux' && !process.env.GLIBC_TUNABLES && !process.env.CLIPFIT_NO_REEXEC) {
-  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, GLIBC_TUNABLES: TUNABLES },
-  });
-  process.exit(r.status ?? (r.signal ? 128 + 9 : 1));
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 10) || major === 21) {
+  console.error(`clipfit: Node.js ${process.versions.node} is not supported; use Node.js 22 or 24 (LTS).`);
+  process.exit(1);
 }
 
 import('../dist/cli/main.js').catch((err) => {

@@ -100,8 +100,21 @@ export class UnknownModelError extends ClipfitError {
 
 /** A download that failed (HTTP status, broken connection, bad redirect). Names the URL. */
 export class DownloadError extends ClipfitError {
-  constructor(readonly url: string, detail: string, options?: { cause?: unknown }) {
-    super(`download ${url}: ${detail}`, options);
+  /** True when the failure was the connection's: what arrived is kept and a rerun resumes it. */
+  readonly resumable: boolean;
+  constructor(readonly url: string, detail: string, options?: { cause?: unknown; resumable?: boolean }) {
+    super(`download ${url}: ${detail}`, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.resumable = options?.resumable ?? false;
+  }
+}
+
+/**
+ * A hub repository that lacks a file clipfit needs, or holds one that is truncated or does not parse.
+ * Names the repository, revision and file, and says what to do; nothing of it is left in the cache.
+ */
+export class HubFileError extends DownloadError {
+  constructor(readonly repo: string, readonly revision: string, readonly file: string, url: string, detail: string, options?: { cause?: unknown }) {
+    super(url, `repository ${repo} (revision ${revision}), file ${file}: ${detail}`, options);
   }
 }
 

@@ -55,7 +55,8 @@ test('tiny/ and tiny-hf/ load to the same config and bit-identical weights, equa
   const ref = await readSafetensors(path.join(oc, 'model.safetensors'));
   const refDense = new Map([...ref.tensors].map(([k, v]: [string, StTensor]) => [k, { shape: v.shape, data: v.data as Float32Array }]));
   assertSameWeights(b.weights, refDense, 'hf vs OpenAI model.safetensors');
-  assert.equal(a.tokenizer, null); // open_clip folders carry no tokenizer: CLIP's default BPE file
+  // open_clip folders carry no tokenizer: OpenAI's BPE, bundled with clipfit, as open_clip does.
+  assert.deepEqual(a.tokenizer, { kind: 'bpe-gz', file: path.resolve('assets/bpe_simple_vocab_16e6.txt.gz'), bundled: true });
   assert.deepEqual(b.tokenizer, { kind: 'vocab-merges', vocab: path.join(hf, 'vocab.json'), merges: path.join(hf, 'merges.txt') });
 });
 

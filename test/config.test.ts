@@ -181,6 +181,11 @@ test('registry: pretrained config applies tag overrides; unknown names and tags 
   assert.equal(defaultRegistry().get('tiny-test').pretrained.has('local'), false); // the clone, not the default
   assert.throws(() => reg.registerPretrained('tiny-test', 'bad', { repo: 'no-slash', layout: 'hf', files: ['a'] }), /repo: must be 'owner\/name'/);
   assert.throws(() => reg.registerPretrained('tiny-test', 'bad', { repo: 'a/b', layout: 'hf', files: ['../etc/passwd'] }), /bad file name/);
+  // A pull-request ref is a revision (model.safetensors of openai/clip-vit-base-patch32 lives on refs/pr/32); '..' is not.
+  reg.registerPretrained('tiny-test', 'pr', { repo: 'a/b', revision: 'refs/pr/32', layout: 'hf', files: ['model.safetensors'] });
+  assert.throws(() => reg.registerPretrained('tiny-test', 'bad', { repo: 'a/b', revision: 'refs/../../x', layout: 'hf', files: ['a'] }), /bad revision/);
+  // LAION's L-14 repository holds its safetensors weights under open_clip's .bin name with .safetensors.
+  assert.deepEqual(reg.pretrained('ViT-L-14', 'laion2b_s32b_b82k').spec.files, ['open_clip_pytorch_model.safetensors']);
 });
 
 test('the shipped base model is listed, is the default, and its folder name is checked', () => {

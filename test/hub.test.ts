@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ChecksumError, ConfigError, DownloadError, OfflineError, UnknownModelError } from '../src/errors.js';
+import { ChecksumError, ConfigError, DownloadError, HubFileError, OfflineError, UnknownModelError } from '../src/errors.js';
 import { loadModelFolder } from '../src/models/clip/checkpoint.js';
 import { cacheDirFor, resolveModel } from '../src/models/clip/hub.js';
 import type { DownloadProgress, ResolveOptions } from '../src/models/clip/hub.js';
@@ -156,8 +156,11 @@ test('name::tag downloads an open_clip repo into the cache, through the redirect
   assert.deepEqual(loaded.config.model_cfg, ref.config.model_cfg);
   assert.equal(loaded.config.name, 'tiny-test::fixture');
   for (const [k, v] of ref.weights) assert.deepEqual(loaded.weights.get(k)!.data, v.data, k);
-  // One request to the hub, one to the CDN.
-  assert.deepEqual(state.log.map((l) => l.server), ['hub', 'cdn']);
+  // The repo's config first, probes for tokenizer files (absent here), then the weights through the CDN.
+  assert.deepEqual(
+    state.log.map((l) => `${l.server} ${l.path.split('/').pop()}`),
+    ['hub open_clip_config.json', 'hub vocab.json', 'hub merges.txt', 'hub tokenizer.json', 'hub open_clip_model.safetensors', 'cdn open_clip_model.safetensors'],
+  );
   // Progress: non-decreasing, ending with done at the full size.
   const size = statSync(path.join(dir, 'open_clip_model.safetensors')).size;
   assert.ok(progress.length >= 2);
@@ -248,12 +251,17 @@ test('offline mode with an empty cache names the model and makes no request', { 
 
 test('HTTP errors, bad URLs and unknown names are typed errors', { skip }, async (t) => {
   const { opts } = setup(t);
-  await assert.rejects(resolveModel('tiny-test::missing', opts), (e: Error) => e instanceof DownloadError && /test\/tiny-openclip\/resolve\/main\/no_such_file\.safetensors: HTTP 404/.test(e.message));
+  await assert.rejects(
+    resolveModel('tiny-test::missing', opts),
+    (e: Error) => e instanceof HubFileError && e.repo === 'test/tiny-openclip' && e.file === 'no_such_file.safetensors' && /test\/tiny-openclip\/resolve\/main\/no_such_file\.safetensors/.test(e.message) && /HTTP 404/.test(e.message),
+  );
+  assert.deepEqual(filesUnder(path.join(opts.home!, 'models')), []);
   await assert.rejects(resolveModel('tiny-test::fixture', { ...opts, hubUrl: 'http://example.com' }), (e: Error) => e instanceof ConfigError && /only for 127\.0\.0\.1/.test(e.message));
   await assert.rejects(resolveModel('tiny-test::nope', opts), (e: Error) => e instanceof UnknownModelError && /fixture, fixture-hf, missing/.test(e.message));
   await assert.rejects(resolveModel('ViT-B-32', opts), (e: Error) => e instanceof UnknownModelError && /ViT-B-32::openai/.test(e.message));
   await assert.rejects(resolveModel('no-such-thing', opts), UnknownModelError);
-  assert.equal(state.log.filter((l) => !l.path.includes('no_such_file')).length, 0);
+  // Only the 'missing' entry made requests.
+  assert.ok(state.log.every((l) => l.path.startsWith('/test/tiny-openclip/')));
 });
 
 test('a folder path resolves to itself after a layout check', { skip }, async () => {

@@ -7,8 +7,8 @@ import { tokenizeTrimmed } from '../models/clip/embedding_utils.js';
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, MissingOnnxError, RuntimeError, UnknownModelError } from '../errors.js';
-import { readFolderConfig } from '../models/clip/checkpoint.js';
-import { ClipModel } from '../models/clip/clip_model.js';
+import { readFolderConfig, resolveTokenizer } from '../models/clip/checkpoint.js';
+import { ClipModel, tokenizerFromFiles, tokenizerFromOption } from '../models/clip/clip_model.js';
 import type { ClipConfig } from '../models/clip/config.js';
 import { preprocessBatch } from '../models/clip/preprocess.js';
 import { ClipTokenizer } from '../models/clip/tokenizer.js';
@@ -86,9 +86,10 @@ export function inferenceFromClip(model: ClipModel, selectModel: Tower, opts: { 
 }
 
 async function tokenizerFor(dir: string, given?: string | ClipTokenizer): Promise<ClipTokenizer> {
-  if (given instanceof ClipTokenizer) return given;
-  if (given) return /\.(gz|txt)$/.test(given) ? ClipTokenizer.fromBpeGz(given) : ClipTokenizer.fromFolder(given);
-  return ClipTokenizer.fromFolder(dir);
+  if (given) return tokenizerFromOption(given);
+  const { layout, config, raw } = await readFolderConfig(dir);
+  const tok = resolveTokenizer(dir, layout, config, raw);
+  return tokenizerFromFiles(tok.files, dir, tok.missing);
 }
 
 async function onnxBackend(dir: string, config: ClipConfig, tower: Tower, opts: GetModelOptions): Promise<Backend> {

@@ -1,5 +1,8 @@
 // Model folders in the two layouts published CLIP checkpoints come in:
-//   open_clip: open_clip_config.json ({model_cfg, preprocess_cfg}) + open_clip_model.safetensors (OpenAI key names)
+//   open_clip: open_clip_config.json ({model_cfg, preprocess_cfg}) + open_clip_model.safetensors (OpenAI key names;
+//              LAION's repos name the safetensors copy open_clip_pytorch_model.safetensors, read as well)
+//              + tokenizer files only when the config names a Hugging Face tokenizer; otherwise, as in
+//              open_clip, OpenAI's BPE (bundled_bpe.ts) for a 49,408-token vocabulary
 //   hf:        config.json (CLIPModel) + model.safetensors (transformers key names, see hf_keys.ts)
 //              + vocab.json/merges.txt + preprocessor_config.json
 // Either loads to the same thing: a ClipConfig and dense float32 weights under OpenAI's names, in
@@ -16,12 +19,18 @@ import { paramShapes, parseOpenClipConfig, toOpenClipConfigJson, defaultPreproce
 import type { DenseTensor } from './hf_keys.js';
 import { hfConfigToModelCfg, hfPreprocessToCfg, hfSourceOf, isHfBuffer, modelCfgToHfConfig, preprocessToHf, toHfTensors, transpose2d } from './hf_keys.js';
 import type { Layout } from './registry.js';
+import { BUNDLED_BPE_NAME, CLIP_VOCAB_SIZE, bundledBpeFile } from './bundled_bpe.js';
 
 export type { Layout } from './registry.js';
 export type { DenseTensor } from './hf_keys.js';
 export type Weights = Map<string, DenseTensor>;
 
-export type TokenizerFiles = { kind: 'bpe-gz'; file: string } | { kind: 'vocab-merges'; vocab: string; merges: string } | null;
+export type TokenizerFiles =
+  /** `bundled`: the package's copy of OpenAI's BPE, used because the folder has none. */
+  | { kind: 'bpe-gz'; file: string; bundled?: boolean }
+  | { kind: 'vocab-merges'; vocab: string; merges: string }
+  | { kind: 'tokenizer-json'; file: string }
+  | null;
 
 export interface ModelFolder {
   dir: string;
@@ -29,12 +38,16 @@ export interface ModelFolder {
   config: ClipConfig;
   /** OpenAI key names, paramShapes order, dense float32. */
   weights: Weights;
-  /** Tokenizer files in the folder; null means CLIP's default BPE file. */
+  /** The tokenizer the folder loads with (its own files, or the bundled BPE); null when it has none. */
   tokenizer: TokenizerFiles;
+  /** Why `tokenizer` is null: what is missing and what to do (for the error when no tokenizer is passed). */
+  tokenizerMissing?: string;
 }
 
 export const OPEN_CLIP_CONFIG = 'open_clip_config.json';
 export const OPEN_CLIP_WEIGHTS = 'open_clip_model.safetensors';
+/** The name SFconvertbot gave the safetensors copy of open_clip_pytorch_model.bin in LAION's repos. */
+export const OPEN_CLIP_WEIGHTS_ALT = 'open_clip_pytorch_model.safetensors';
 export const HF_CONFIG = 'config.json';
 export const HF_WEIGHTS = 'model.safetensors';
 export const HF_PREPROCESSOR = 'preprocessor_config.json';
@@ -42,10 +55,16 @@ export const BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz';
 
 const has = (dir: string, f: string) => existsSync(path.join(dir, f));
 
+/** The open_clip weights file of a folder: open_clip_model.safetensors, else LAION's open_clip_pytorch_model.safetensors. */
+export function openClipWeightsFile(dir: string): string | null {
+  for (const f of [OPEN_CLIP_WEIGHTS, OPEN_CLIP_WEIGHTS_ALT]) if (has(dir, f)) return path.join(dir, f);
+  return null;
+}
+
 /** 'open_clip' when open_clip_config.json + open_clip_model.safetensors are there; else 'hf' when config.json + model.safetensors are. */
 export function detectLayout(dir: string): Layout {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UnknownModelError(dir, 'no such model folder');
-  if (has(dir, OPEN_CLIP_CONFIG) && has(dir, OPEN_CLIP_WEIGHTS)) return 'open_clip';
+  if (has(dir, OPEN_CLIP_CONFIG) && openClipWeightsFile(dir)) return 'open_clip';
   if (has(dir, HF_CONFIG) && has(dir, HF_WEIGHTS)) return 'hf';
   if (has(dir, OPEN_CLIP_CONFIG) && has(dir, 'open_clip_pytorch_model.bin'))
     throw new UnknownModelError(dir, `holds only open_clip_pytorch_model.bin (a pickle); clipfit reads ${OPEN_CLIP_WEIGHTS} only`);
@@ -57,10 +76,43 @@ export function detectLayout(dir: string): Layout {
   );
 }
 
-function tokenizerIn(dir: string, layout: Layout): TokenizerFiles {
+/** A Hugging Face tokenizer named by an open_clip config (text_cfg.hf_tokenizer_name), if any. */
+export function hfTokenizerName(openClipJson: unknown): string | undefined {
+  const t = (openClipJson as { model_cfg?: { text_cfg?: { hf_tokenizer_name?: unknown } } } | null)?.model_cfg?.text_cfg?.hf_tokenizer_name;
+  return typeof t === 'string' && t ? t : undefined;
+}
+
+/** The tokenizer files a folder holds (vocab.json + merges.txt, tokenizer.json, OpenAI's BPE file), in the layout's order of preference. */
+export function tokenizerFilesIn(dir: string, layout: Layout): TokenizerFiles {
   const vm: TokenizerFiles = has(dir, 'vocab.json') && has(dir, 'merges.txt') ? { kind: 'vocab-merges', vocab: path.join(dir, 'vocab.json'), merges: path.join(dir, 'merges.txt') } : null;
-  const bpe: TokenizerFiles = has(dir, BPE_FILE) ? { kind: 'bpe-gz', file: path.join(dir, BPE_FILE) } : null;
-  return layout === 'hf' ? (vm ?? bpe) : (bpe ?? vm);
+  const tj: TokenizerFiles = has(dir, 'tokenizer.json') ? { kind: 'tokenizer-json', file: path.join(dir, 'tokenizer.json') } : null;
+  const bpeName = [BPE_FILE, 'bpe_simple_vocab_16e6.txt'].find((f) => has(dir, f));
+  const bpe: TokenizerFiles = bpeName ? { kind: 'bpe-gz', file: path.join(dir, bpeName) } : null;
+  return layout === 'hf' ? (vm ?? tj ?? bpe) : (bpe ?? vm ?? tj);
+}
+
+/**
+ * The tokenizer of a model folder, as open_clip picks it: the folder's own files; else, for an
+ * open_clip folder whose config names no Hugging Face tokenizer and whose vocabulary is CLIP's
+ * 49,408 tokens, OpenAI's BPE bundled with clipfit. Otherwise none, with the reason.
+ */
+export function resolveTokenizer(dir: string, layout: Layout, config: ClipConfig, openClipJson?: unknown): { files: TokenizerFiles; missing?: string } {
+  const own = tokenizerFilesIn(dir, layout);
+  if (own) return { files: own };
+  const looked = 'vocab.json + merges.txt, tokenizer.json or bpe_simple_vocab_16e6.txt.gz';
+  if (layout === 'hf') return { files: null, missing: `the model folder has no tokenizer files (${looked}); add them or pass the tokenizer option` };
+  const hf = hfTokenizerName(openClipJson);
+  if (hf)
+    return {
+      files: null,
+      missing: `${OPEN_CLIP_CONFIG} names the Hugging Face tokenizer '${hf}' (text_cfg.hf_tokenizer_name) and the folder has none of its files; put tokenizer.json (or vocab.json + merges.txt) from https://huggingface.co/${hf} into the folder, or pass the tokenizer option`,
+    };
+  const vocab = config.model_cfg.text_cfg.vocab_size;
+  if (vocab !== CLIP_VOCAB_SIZE)
+    return { files: null, missing: `the model folder has no tokenizer files (${looked}) and its vocabulary (text_cfg.vocab_size ${vocab}) is not OpenAI's BPE (${CLIP_VOCAB_SIZE}); add its tokenizer files or pass the tokenizer option` };
+  const bundled = bundledBpeFile();
+  if (!bundled) return { files: null, missing: `OpenAI's BPE (assets/${BUNDLED_BPE_NAME}) is missing from this clipfit installation; reinstall clipfit or pass the tokenizer option` };
+  return { files: { kind: 'bpe-gz', file: bundled, bundled: true } };
 }
 
 async function readJson(file: string): Promise<unknown> {
@@ -157,12 +209,13 @@ function hfWeights(tensors: Map<string, StTensor>, cfg: ClipModelCfg, file: stri
   return out;
 }
 
-/** Read a folder's config only (no weights). */
-export async function readFolderConfig(dir: string, name = path.basename(path.resolve(dir))): Promise<{ layout: Layout; config: ClipConfig }> {
+/** Read a folder's config only (no weights); `raw` is the open_clip_config.json as written. */
+export async function readFolderConfig(dir: string, name = path.basename(path.resolve(dir))): Promise<{ layout: Layout; config: ClipConfig; raw?: unknown }> {
   const layout = detectLayout(dir);
   if (layout === 'open_clip') {
     const file = path.join(dir, OPEN_CLIP_CONFIG);
-    return { layout, config: parseOpenClipConfig(await readJson(file), file, name) };
+    const raw = await readJson(file);
+    return { layout, config: parseOpenClipConfig(raw, file, name), raw };
   }
   const file = path.join(dir, HF_CONFIG);
   const model_cfg = hfConfigToModelCfg(await readJson(file), file);
@@ -175,11 +228,12 @@ export async function readFolderConfig(dir: string, name = path.basename(path.re
 
 /** Load a model folder of either layout: config, OpenAI-named float32 weights, tokenizer files. */
 export async function loadModelFolder(dir: string, opts: { name?: string } = {}): Promise<ModelFolder> {
-  const { layout, config } = await readFolderConfig(dir, opts.name);
-  const file = path.join(dir, layout === 'open_clip' ? OPEN_CLIP_WEIGHTS : HF_WEIGHTS);
+  const { layout, config, raw } = await readFolderConfig(dir, opts.name);
+  const file = layout === 'open_clip' ? openClipWeightsFile(dir)! : path.join(dir, HF_WEIGHTS);
   const st = await readSafetensors(file);
   const weights = layout === 'open_clip' ? openClipWeights(st.tensors, config.model_cfg, file) : hfWeights(st.tensors, config.model_cfg, file);
-  return { dir: path.resolve(dir), layout, config, weights, tokenizer: tokenizerIn(dir, layout) };
+  const tok = resolveTokenizer(dir, layout, config, raw);
+  return { dir: path.resolve(dir), layout, config, weights, tokenizer: tok.files, ...(tok.missing ? { tokenizerMissing: tok.missing } : {}) };
 }
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
@@ -225,6 +279,7 @@ export async function saveModelFolder(
     throw new ConfigError('layout', `must be 'open_clip' or 'hf', got ${JSON.stringify(layout)}`);
   }
   if (tokenizerFiles?.kind === 'bpe-gz') await copyInto(tokenizerFiles.file, dir, BPE_FILE);
+  if (tokenizerFiles?.kind === 'tokenizer-json') await copyInto(tokenizerFiles.file, dir, 'tokenizer.json');
   if (tokenizerFiles?.kind === 'vocab-merges') {
     await copyInto(tokenizerFiles.vocab, dir, 'vocab.json');
     await copyInto(tokenizerFiles.merges, dir, 'merges.txt');

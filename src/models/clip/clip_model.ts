@@ -8,7 +8,7 @@ import { Session } from '../../runtime/session.js';
 import type { Device, Tensor } from '../../runtime/session.js';
 import type { ClipConfig } from './config.js';
 import { paramShapes } from './config.js';
-import { loadModelFolder, saveModelFolder } from './checkpoint.js';
+import { loadModelFolder, saveModelFolder, tokenizerFilesIn } from './checkpoint.js';
 import type { Layout, TokenizerFiles, Weights } from './checkpoint.js';
 import { writeTowerOnnx } from './export.js';
 import type { TowerName } from './export.js';
@@ -40,15 +40,18 @@ export interface Embeddings {
   shape: [number, number];
 }
 
-async function loadTokenizer(files: TokenizerFiles, dir: string, given?: string | ClipTokenizer): Promise<ClipTokenizer> {
-  if (given instanceof ClipTokenizer) return given;
-  if (given) return given.endsWith('.gz') || given.endsWith('.txt') ? ClipTokenizer.fromBpeGz(given) : ClipTokenizer.fromFolder(given);
+/** The tokenizer of a model folder's files (see checkpoint.ts resolveTokenizer); `missing` is the error when there are none. */
+export async function tokenizerFromFiles(files: TokenizerFiles, dir: string, missing?: string): Promise<ClipTokenizer> {
   if (files?.kind === 'bpe-gz') return ClipTokenizer.fromBpeGz(files.file);
   if (files?.kind === 'vocab-merges') return ClipTokenizer.fromVocabMerges(files.vocab, files.merges);
-  throw new TokenizerFileError(
-    dir,
-    'the model folder has no tokenizer files (vocab.json + merges.txt, tokenizer.json or bpe_simple_vocab_16e6.txt.gz); add them or pass the tokenizer option',
-  );
+  if (files?.kind === 'tokenizer-json') return ClipTokenizer.fromTokenizerJson(files.file);
+  throw new TokenizerFileError(dir, missing ?? 'the model folder has no tokenizer files (vocab.json + merges.txt, tokenizer.json or bpe_simple_vocab_16e6.txt.gz); add them or pass the tokenizer option');
+}
+
+/** A tokenizer given as an option: a ClipTokenizer, OpenAI's BPE file (.gz/.txt), or a folder of tokenizer files. */
+export async function tokenizerFromOption(given: string | ClipTokenizer): Promise<ClipTokenizer> {
+  if (given instanceof ClipTokenizer) return given;
+  return /\.(gz|txt)$/.test(given) ? ClipTokenizer.fromBpeGz(given) : ClipTokenizer.fromFolder(given);
 }
 
 export class ClipModel {
@@ -68,10 +71,13 @@ export class ClipModel {
   static async load(spec: string, opts: LoadOptions = {}): Promise<ClipModel> {
     const dir = await resolveModel(spec, opts);
     const folder = await loadModelFolder(dir);
-    const tokenizer = await loadTokenizer(folder.tokenizer, dir, opts.tokenizer);
+    const tokenizer = opts.tokenizer ? await tokenizerFromOption(opts.tokenizer) : await tokenizerFromFiles(folder.tokenizer, dir, folder.tokenizerMissing);
     const params = ParamStore.fromShapes(paramShapes(folder.config.model_cfg));
     for (const [name, t] of folder.weights) params.set(name, t.data, t.shape);
-    const files: TokenizerFiles = folder.tokenizer ?? (typeof opts.tokenizer === 'string' && /\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : null);
+    // The files saved with the model: the tokenizer option's when it names files, else the folder's.
+    const given: TokenizerFiles =
+      typeof opts.tokenizer === 'string' ? (/\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : tokenizerFilesIn(opts.tokenizer, 'hf')) : null;
+    const files: TokenizerFiles = given ?? folder.tokenizer;
     return new ClipModel(folder.config, params, tokenizer, files, dir, folder.layout, { device: opts.device, threads: opts.threads });
   }
 

@@ -1,24 +1,37 @@
-// Model resolution and download: `name::tag` → a local model folder in the cache, fetched from a
-// Hugging Face–style hub ({base}/{repo}/resolve/{revision}/{file}) when it is not there yet.
-//   cache:    $CLIPFIT_HOME (default ~/.cache/clipfit) /models/<repo>/<revision>/<file>
-//   transfer: into <file>.part; a broken transfer resumes with `Range: bytes=<part size>-`
-//   check:    sha256 of the whole file against the registry's digest, else the hub's
-//             X-Linked-Etag/ETag when that is a sha256 (LFS files); a mismatch deletes the bytes
-//   commit:   rename <file>.part → <file> (atomic); open_clip folders get open_clip_config.json
-//             written from the registry last, so a folder with its config is complete
+// Model resolution: `name::tag` → a local model folder in the cache, fetched from a Hugging Face–style
+// hub when it is not there yet (transfers: hub_download.ts).
+//   cache:    $CLIPFIT_HOME (default ~/.cache/clipfit) /models/<repo>/<revision>/<file>, the repository's
+//             own file names
+//   fetched:  the registry's files (the weights, with the hub's LFS sha256), and what the repository
+//             holds of: its config (open_clip_config.json / config.json; for open_clip a 404 means the
+//             registry's config is written instead), preprocessor_config.json (HF), tokenizer files
+//             (vocab.json + merges.txt, else tokenizer.json). Optional files may 404.
+//   config:   the registry fixes the architecture (its model config, the tag's quick_gelu); the
+//             repository's config must describe the same architecture and supplies the preprocessing
+//             except where the tag sets mean/std.
+//   checked:  before the weights are fetched, the config parses and agrees with the registry and the
+//             tokenizer files parse; after, each safetensors file is as long as its header says.
+//   commit:   the config file is renamed into place last, so a folder with its config is complete.
+//             A repository that lacks a file or holds a bad one is a HubFileError and its folder is
+//             removed; a broken connection keeps what arrived (a .part resumes).
 //   offline:  CLIPFIT_OFFLINE=1 (or the option) reads the cache only
 
-import { createHash } from 'node:crypto';
-import type { Hash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ChecksumError, ConfigError, DownloadError, OfflineError, UnknownModelError } from '../../errors.js';
-import { detectLayout, OPEN_CLIP_CONFIG } from './checkpoint.js';
-import { toOpenClipConfigJson } from './config.js';
-import type { PretrainedFile, PretrainedSpec, RegistryExtension } from './registry.js';
+import { ClipfitError, ConfigError, DownloadError, HubFileError, OfflineError, TokenizerFileError, UnknownModelError } from '../../errors.js';
+import { CLIP_VOCAB_SIZE } from './bundled_bpe.js';
+import { detectLayout, HF_CONFIG, HF_PREPROCESSOR, HF_WEIGHTS, hfTokenizerName, OPEN_CLIP_CONFIG, tokenizerFilesIn } from './checkpoint.js';
+import type { ClipConfig, ClipModelCfg } from './config.js';
+import { parseOpenClipConfig, toOpenClipConfigJson } from './config.js';
+import { hfConfigToModelCfg } from './hf_keys.js';
+import { checkUrl, downloadFile, fileUrl } from './hub_download.js';
+import type { Layout, PretrainedFile, PretrainedSpec, RegistryExtension } from './registry.js';
 import { defaultRegistry, ModelRegistry, parseModelId, shippedModelDir } from './registry.js';
+import { ClipTokenizer } from './tokenizer.js';
+
+export { checkUrl, downloadFile, etagSha256, fileUrl } from './hub_download.js';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
@@ -53,20 +66,6 @@ export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const isLoopback = (host: string) => host === '127.0.0.1' || host === 'localhost' || host === '[::1]' || host === '::1';
-
-function checkUrl(raw: string, field: string): URL {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ConfigError(field, `not a URL: ${JSON.stringify(raw)}`);
-  }
-  if (u.protocol === 'https:') return u;
-  if (u.protocol === 'http:' && isLoopback(u.hostname)) return u;
-  throw new ConfigError(field, `must be https:// (http:// only for 127.0.0.1), got ${raw}`);
-}
-
 function homeDir(opts: ResolveOptions, env: NodeJS.ProcessEnv): string {
   return path.resolve(opts.home ?? env['CLIPFIT_HOME'] ?? path.join(os.homedir(), '.cache', 'clipfit'));
 }
@@ -95,29 +94,21 @@ export function hubRegistry(opts: ResolveOptions = {}): ModelRegistry {
   return r;
 }
 
+
 const fileName = (f: string | PretrainedFile) => (typeof f === 'string' ? f : f.name);
 
-/** The URL of a file in a repository revision. */
-export function fileUrl(base: string, repo: string, revision: string, file: string): string {
-  const b = base.replace(/\/+$/, '');
-  return `${b}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split('/').map(encodeURIComponent).join('/')}`;
-}
+/** The file whose presence marks a complete folder: renamed into place last. */
+const markerOf = (layout: Layout) => (layout === 'open_clip' ? OPEN_CLIP_CONFIG : HF_CONFIG);
 
-/** sha256 hex from an ETag / X-Linked-Etag value, when it is one (LFS files); git blob ids (40 hex) are not. */
-export function etagSha256(v: string | null): string | undefined {
-  if (!v) return undefined;
-  const s = v.replace(/^W\//, '').replace(/"/g, '').trim().toLowerCase();
-  return /^[0-9a-f]{64}$/.test(s) ? s : undefined;
+/** Files the folder cannot do without: the registry's, and for the HF layout its config and weights. */
+function requiredFiles(spec: PretrainedSpec): string[] {
+  const need = spec.files.map(fileName);
+  if (spec.layout === 'hf') need.push(HF_CONFIG, HF_WEIGHTS);
+  return [...new Set(need)];
 }
 
 function missingFiles(dir: string, spec: PretrainedSpec): string[] {
-  const need = spec.files.map(fileName);
-  if (spec.layout === 'open_clip') need.push(OPEN_CLIP_CONFIG);
-  return [...new Set(need)].filter((f) => !existsSync(path.join(dir, f)));
-}
-
-async function hashFile(file: string, h: Hash): Promise<void> {
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return [...new Set([...requiredFiles(spec), markerOf(spec.layout)])].filter((f) => !existsSync(path.join(dir, f)));
 }
 
 async function removeEmptyDirs(dir: string, stopAt: string): Promise<void> {
@@ -132,120 +123,207 @@ async function removeEmptyDirs(dir: string, stopAt: string): Promise<void> {
   }
 }
 
-interface Fetched {
-  res: Response;
-  /** Digest and size the hub announced (on the first response, before any redirect). */
-  linkedSha?: string;
-  linkedSize?: number;
+/** One repository revision being fetched: where, from what, and how to name its files in errors. */
+interface RepoFetch {
+  model: string;
+  repo: string;
+  revision: string;
+  base: string;
+  dir: string;
+  opts: ResolveOptions;
+  token: string | undefined;
 }
 
-/** GET with manual redirects, so the hub's X-Linked-* headers are seen and the token stays on the hub's origin. */
-async function get(url: string, headers: Record<string, string>, token: string | undefined, signal?: AbortSignal): Promise<Fetched> {
-  const origin = new URL(url).origin;
-  let u = url;
-  let linkedSha: string | undefined;
-  let linkedSize: number | undefined;
-  for (let hop = 0; hop < 6; hop++) {
-    const h: Record<string, string> = { ...headers, 'user-agent': 'clipfit' };
-    if (token && new URL(u).origin === origin) h['authorization'] = `Bearer ${token}`;
-    let res: Response;
-    try {
-      res = await fetch(u, { headers: h, redirect: 'manual', ...(signal ? { signal } : {}) });
-    } catch (err) {
-      throw new DownloadError(u, `request failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, { cause: err });
-    }
-    linkedSha ??= etagSha256(res.headers.get('x-linked-etag')) ?? etagSha256(res.headers.get('etag'));
-    const ls = res.headers.get('x-linked-size');
-    if (linkedSize === undefined && ls && /^\d+$/.test(ls)) linkedSize = Number(ls);
-    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-      await res.body?.cancel();
-      const next = new URL(res.headers.get('location')!, u);
-      checkUrl(next.href, `redirect from ${u}`);
-      u = next.href;
-      continue;
-    }
-    return { res, ...(linkedSha ? { linkedSha } : {}), ...(linkedSize !== undefined ? { linkedSize } : {}) };
+function hubError(r: RepoFetch, file: string, detail: string, cause?: unknown): HubFileError {
+  return new HubFileError(r.repo, r.revision, file, fileUrl(r.base, r.repo, r.revision, file), detail, cause !== undefined ? { cause } : undefined);
+}
+
+/** Fetch one file into `dest` (default: its own name in the folder); null when optional and absent. */
+async function fetchFile(r: RepoFetch, name: string, o: { optional?: boolean; sha256?: string; dest?: string } = {}): Promise<string | null> {
+  const dest = o.dest ?? path.join(r.dir, name);
+  const url = fileUrl(r.base, r.repo, r.revision, name);
+  let got;
+  try {
+    got = await downloadFile(url, dest, {
+      ...(o.sha256 ? { sha256: o.sha256 } : {}),
+      ...(o.optional ? { optional: true } : {}),
+      ...(r.opts.retries !== undefined ? { retries: r.opts.retries } : {}),
+      ...(r.token ? { token: r.token } : {}),
+      ...(r.opts.signal ? { signal: r.opts.signal } : {}),
+      onProgress: (received, total, done) => r.opts.onProgress?.({ model: r.model, repo: r.repo, file: name, received, total, done }),
+    });
+  } catch (err) {
+    if (err instanceof DownloadError && / HTTP 404/.test(err.message))
+      throw hubError(
+        r,
+        name,
+        `the repository has no such file (HTTP 404). Its files are listed at https://huggingface.co/${r.repo}/tree/${r.revision}; ` +
+          `clipfit reads open_clip_model.safetensors (or open_clip_pytorch_model.safetensors) with open_clip_config.json, or model.safetensors with config.json, ` +
+          `never .bin pickles: name the right file in the registry entry of '${r.model}' (CLIPFIT_REGISTRY), or convert the weights and load the folder`,
+        err,
+      );
+    throw err;
   }
-  throw new DownloadError(url, 'too many redirects');
+  return got ? dest : null;
 }
 
-class BrokenTransfer extends Error {}
+async function readJsonFile(r: RepoFetch, file: string, name: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (err) {
+    throw hubError(r, name, `is not valid JSON (${(err as Error).message}); the repository's copy is broken or the download was cut short: run again, and if it persists load a folder with a good copy`, err);
+  }
+}
+
+const sameCfg = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** The registry's architecture against the repository's, field by field; a difference is a HubFileError. */
+function checkArchitecture(r: RepoFetch, file: string, repoCfg: ClipModelCfg, reg: ClipModelCfg): void {
+  const fields: [string, unknown, unknown][] = [['embed_dim', repoCfg.embed_dim, reg.embed_dim]];
+  for (const tower of ['vision_cfg', 'text_cfg'] as const)
+    for (const [k, v] of Object.entries(reg[tower])) fields.push([`${tower}.${k}`, (repoCfg[tower] as unknown as Record<string, unknown>)[k], v]);
+  for (const [field, got, want] of fields)
+    if (!sameCfg(got, want))
+      throw hubError(
+        r,
+        file,
+        `model_cfg.${field} is ${JSON.stringify(got)}, the registry's config for '${r.model}' has ${JSON.stringify(want)}: the repository does not hold the model the registry names; fix the registry entry (CLIPFIT_REGISTRY) or load the downloaded folder as a folder`,
+      );
+}
 
 /**
- * Download `url` to `dest` through `dest.part`, resuming a part left by an earlier try, checking
- * the sha256 when one is known. On a checksum mismatch the part is deleted and ChecksumError thrown.
+ * The open_clip_config.json to write: the repository's, on the registry's architecture and
+ * quick_gelu, with the tag's mean/std when it sets them; null input gives the registry's own.
  */
-export async function downloadFile(
-  url: string,
-  dest: string,
-  opts: { sha256?: string; retries?: number; token?: string; signal?: AbortSignal; onProgress?: (received: number, total: number | null, done: boolean) => void } = {},
-): Promise<{ sha256: string; bytes: number }> {
-  const part = `${dest}.part`;
-  await fsp.mkdir(path.dirname(dest), { recursive: true });
-  const retries = opts.retries ?? 3;
-  let lastErr = '';
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    let offset = existsSync(part) ? statSync(part).size : 0;
-    const { res, linkedSha, linkedSize } = await get(url, offset > 0 ? { range: `bytes=${offset}-` } : {}, opts.token, opts.signal);
-    if (res.status === 416) {
-      // The part is as long as (or longer than) the file: start over.
-      await res.body?.cancel();
-      await fsp.rm(part, { force: true });
-      lastErr = 'range not satisfiable; restarted';
-      continue;
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.body?.cancel();
-      const detail = `HTTP ${res.status} ${res.statusText}`.trim();
-      if (res.status >= 500 && attempt < retries) {
-        lastErr = detail;
-        continue;
-      }
-      throw new DownloadError(url, detail);
-    }
-    if (res.status === 206) {
-      const cr = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
-      if (!cr || Number(cr[1]) !== offset) {
-        await res.body?.cancel();
-        throw new DownloadError(url, `server answered range ${offset}- with Content-Range ${JSON.stringify(res.headers.get('content-range'))}`);
-      }
-    } else if (offset > 0) {
-      offset = 0; // the server ignored the range: the whole file follows
-    }
-    const len = res.headers.get('content-length');
-    const total = len && /^\d+$/.test(len) ? offset + Number(len) : (linkedSize ?? null);
-    const hash = createHash('sha256');
-    if (offset > 0) await hashFile(part, hash);
-    const fh = await fsp.open(part, offset > 0 ? 'a' : 'w');
-    let received = offset;
-    try {
-      if (res.body) {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          await fh.write(chunk);
-          hash.update(chunk);
-          received += chunk.length;
-          opts.onProgress?.(received, total, false);
-        }
-      }
-      if (total !== null && received !== total) throw new BrokenTransfer(`connection closed at ${received} of ${total} bytes`);
-    } catch (err) {
-      await fh.close();
-      if (opts.signal?.aborted) throw new DownloadError(url, 'aborted', { cause: err });
-      lastErr = err instanceof BrokenTransfer ? err.message : `transfer broke at ${received} bytes: ${(err as Error).message}`;
-      continue;
-    }
-    await fh.close();
-    const digest = hash.digest('hex');
-    const expected = opts.sha256 ?? linkedSha;
-    if (expected && digest !== expected) {
-      await fsp.rm(part, { force: true });
-      throw new ChecksumError(url, path.basename(dest), expected, digest);
-    }
-    await fsp.rename(part, dest);
-    opts.onProgress?.(received, total ?? received, true);
-    return { sha256: digest, bytes: received };
+function effectiveOpenClipConfig(r: RepoFetch, raw: unknown, reg: ClipConfig, spec: PretrainedSpec): Record<string, unknown> {
+  const own = toOpenClipConfigJson(reg);
+  if (raw === null) return own;
+  let parsed: ClipConfig;
+  try {
+    parsed = parseOpenClipConfig(raw, `${r.repo}/${OPEN_CLIP_CONFIG}`, reg.name);
+  } catch (err) {
+    if (!(err instanceof ClipfitError)) throw err;
+    throw hubError(r, OPEN_CLIP_CONFIG, `is not a config clipfit can load: ${err.message}`, err);
   }
-  throw new DownloadError(url, `${lastErr} (gave up after ${retries + 1} tries; the partial file is kept and resumes next time)`);
+  checkArchitecture(r, OPEN_CLIP_CONFIG, parsed.model_cfg, reg.model_cfg);
+  const rawObj = raw as { model_cfg: Record<string, unknown>; preprocess_cfg?: Record<string, unknown> };
+  const pp = { ...(rawObj.preprocess_cfg ?? {}), mean: spec.preprocess?.mean ?? parsed.preprocess_cfg.mean, std: spec.preprocess?.std ?? parsed.preprocess_cfg.std };
+  return { ...rawObj, name: reg.name, model_cfg: { ...rawObj.model_cfg, quick_gelu: reg.model_cfg.quick_gelu }, preprocess_cfg: pp };
+}
+
+/** Parse the tokenizer files fetched so far; a file that does not parse is a HubFileError. */
+async function checkTokenizer(r: RepoFetch, layout: Layout, config: ClipModelCfg, openClipJson: unknown): Promise<void> {
+  const files = tokenizerFilesIn(r.dir, layout);
+  if (!files) {
+    const hf = hfTokenizerName(openClipJson);
+    if (layout === 'open_clip' && hf)
+      throw hubError(
+        r,
+        OPEN_CLIP_CONFIG,
+        `names the Hugging Face tokenizer '${hf}' (text_cfg.hf_tokenizer_name) and the repository has none of its files (tokenizer.json, or vocab.json + merges.txt): put them from https://huggingface.co/${hf} beside the weights in a folder and load that folder, or pass the tokenizer option`,
+      );
+    if (layout === 'hf' || config.text_cfg.vocab_size !== CLIP_VOCAB_SIZE)
+      throw hubError(
+        r,
+        'vocab.json',
+        `the repository has no tokenizer files (vocab.json + merges.txt or tokenizer.json)${layout === 'open_clip' ? ` and its vocabulary (${config.text_cfg.vocab_size}) is not OpenAI's BPE` : ''}: add them to a folder with the weights and load that folder, or pass the tokenizer option`,
+      );
+    return;
+  }
+  const name = files.kind === 'vocab-merges' ? 'vocab.json + merges.txt' : path.basename(files.file);
+  try {
+    if (files.kind === 'vocab-merges') await ClipTokenizer.fromVocabMerges(files.vocab, files.merges);
+    else if (files.kind === 'tokenizer-json') await ClipTokenizer.fromTokenizerJson(files.file);
+    else await ClipTokenizer.fromBpeGz(files.file);
+  } catch (err) {
+    if (!(err instanceof ClipfitError)) throw err;
+    const bad = err instanceof TokenizerFileError ? path.basename(err.file) : name;
+    throw hubError(r, bad, `does not parse as a CLIP tokenizer (${err.message}); the repository's copy is broken: load a folder with good tokenizer files, or pass the tokenizer option`, err);
+  }
+}
+
+/** A safetensors file must be exactly as long as its header says: else it was cut short. */
+async function checkSafetensorsLength(r: RepoFetch, name: string): Promise<void> {
+  const file = path.join(r.dir, name);
+  const size = statSync(file).size;
+  const fh = await fsp.open(file, 'r');
+  let detail: string | null = null;
+  try {
+    const lenBuf = Buffer.alloc(8);
+    await fh.read(lenBuf, 0, 8, 0);
+    const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : Infinity;
+    if (8 + n > size) detail = `holds ${size} bytes, less than its own header (${size >= 8 ? 8 + n : 8} bytes)`;
+    else {
+      const head = Buffer.alloc(n);
+      await fh.read(head, 0, n, 8);
+      let end = 0;
+      try {
+        for (const [k, v] of Object.entries(JSON.parse(head.toString('utf8')) as Record<string, { data_offsets?: [number, number] }>))
+          if (k !== '__metadata__' && Array.isArray(v?.data_offsets)) end = Math.max(end, v.data_offsets[1]);
+        if (8 + n + end !== size) detail = `holds ${size} bytes, its header describes ${8 + n + end}`;
+      } catch (err) {
+        detail = `has a header that is not JSON (${(err as Error).message})`;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  if (detail) throw hubError(r, name, `${detail}: the download was cut short or the repository's copy is broken; run again to fetch it anew`);
+}
+
+/** Fetch a repository revision into `r.dir` (see the header); the caller removes the folder on a permanent error. */
+async function fetchRepo(r: RepoFetch, spec: PretrainedSpec, reg: ClipConfig): Promise<void> {
+  await fsp.mkdir(r.dir, { recursive: true });
+  const marker = markerOf(spec.layout);
+  const staged = path.join(r.dir, `.${marker}.fetched`);
+  try {
+    // 1. The config (staged under another name: it goes into place last), checked against the registry.
+    let markerJson: unknown;
+    let modelCfg: ClipModelCfg;
+    if (spec.layout === 'open_clip') {
+      const got = await fetchFile(r, OPEN_CLIP_CONFIG, { optional: true, dest: staged });
+      const raw = got ? await readJsonFile(r, got, OPEN_CLIP_CONFIG) : null;
+      markerJson = effectiveOpenClipConfig(r, raw, reg, spec);
+      modelCfg = reg.model_cfg;
+      await fsp.writeFile(staged, JSON.stringify(markerJson, null, 2) + '\n');
+    } else {
+      const sha = spec.files.find((f): f is PretrainedFile => typeof f === 'object' && f.name === HF_CONFIG)?.sha256;
+      await fetchFile(r, HF_CONFIG, { dest: staged, ...(sha ? { sha256: sha } : {}) });
+      markerJson = await readJsonFile(r, staged, HF_CONFIG);
+      try {
+        modelCfg = hfConfigToModelCfg(markerJson, `${r.repo}/${HF_CONFIG}`);
+      } catch (err) {
+        if (!(err instanceof ClipfitError)) throw err;
+        throw hubError(r, HF_CONFIG, `is not a CLIP config clipfit can load: ${err.message}`, err);
+      }
+      checkArchitecture(r, HF_CONFIG, { ...modelCfg, quick_gelu: reg.model_cfg.quick_gelu }, reg.model_cfg);
+    }
+    // 2. Small files the repository may hold, then the tokenizer check.
+    const required = requiredFiles(spec).filter((f) => f !== marker);
+    const optional = [...(spec.layout === 'hf' ? [HF_PREPROCESSOR] : []), 'vocab.json', 'merges.txt'].filter((f) => !required.includes(f));
+    for (const f of optional) if (!existsSync(path.join(r.dir, f))) await fetchFile(r, f, { optional: true });
+    if (!tokenizerFilesIn(r.dir, spec.layout) && !required.includes('tokenizer.json')) await fetchFile(r, 'tokenizer.json', { optional: true });
+    // Registry-listed small files (e.g. a pinned tokenizer) come before the check too.
+    const small = (f: string) => !f.endsWith('.safetensors');
+    for (const f of spec.files) {
+      const name = fileName(f);
+      if (name === marker || !small(name) || existsSync(path.join(r.dir, name))) continue;
+      await fetchFile(r, name, typeof f === 'object' && f.sha256 ? { sha256: f.sha256 } : {});
+    }
+    await checkTokenizer(r, spec.layout, modelCfg, markerJson);
+    // 3. The weights, each checked against its sha256 and its own header.
+    for (const name of required) {
+      if (!existsSync(path.join(r.dir, name))) {
+        const f = spec.files.find((x) => fileName(x) === name);
+        await fetchFile(r, name, typeof f === 'object' && f.sha256 ? { sha256: f.sha256 } : {});
+      }
+      if (name.endsWith('.safetensors')) await checkSafetensorsLength(r, name);
+    }
+    // 4. Commit.
+    await fsp.rename(staged, path.join(r.dir, marker));
+  } finally {
+    await fsp.rm(staged, { force: true });
+  }
 }
 
 /**
@@ -278,38 +356,24 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   const revision = pre.revision ?? 'main';
   const home = homeDir(opts, env);
   const dir = cacheDirFor(pre.repo, revision, home);
-  let missing = missingFiles(dir, pre);
+  const missing = missingFiles(dir, pre);
   if (missing.length === 0) return dir;
 
   const offline = opts.offline ?? ['1', 'true', 'yes'].includes((env['CLIPFIT_OFFLINE'] ?? '').toLowerCase());
   if (offline) throw new OfflineError(spec, dir, `offline mode and ${missing.join(', ')} not in the cache; run once online or point to a model folder`);
 
   const base = checkUrl(opts.hubUrl ?? env['CLIPFIT_HUB_URL'] ?? DEFAULT_HUB_URL, opts.hubUrl ? 'hubUrl' : 'CLIPFIT_HUB_URL').href;
-  const token = opts.token ?? env['HF_TOKEN'];
-  for (const f of pre.files) {
-    const name = fileName(f);
-    if (existsSync(path.join(dir, name))) continue;
-    const url = fileUrl(base, pre.repo, revision, name);
-    try {
-      await downloadFile(url, path.join(dir, name), {
-        ...(typeof f === 'object' && f.sha256 ? { sha256: f.sha256 } : {}),
-        ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
-        ...(token ? { token } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        onProgress: (received, total, done) => opts.onProgress?.({ model: spec, repo: pre.repo, file: name, received, total, done }),
-      });
-    } catch (err) {
-      if (err instanceof ChecksumError) await removeEmptyDirs(path.dirname(path.join(dir, name)), path.join(home, 'models'));
-      throw err;
+  const r: RepoFetch = { model: spec, repo: pre.repo, revision, base, dir, opts, token: opts.token ?? env['HF_TOKEN'] };
+  try {
+    await fetchRepo(r, pre, config);
+  } catch (err) {
+    // A broken connection keeps what arrived for the next try; anything else leaves nothing behind.
+    if (!(err instanceof DownloadError && err.resumable)) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      await removeEmptyDirs(path.dirname(dir), path.join(home, 'models'));
     }
+    throw err;
   }
-  if (pre.layout === 'open_clip' && !existsSync(path.join(dir, OPEN_CLIP_CONFIG))) {
-    const tmp = path.join(dir, `.${OPEN_CLIP_CONFIG}.${process.pid}.tmp`);
-    await fsp.writeFile(tmp, JSON.stringify(toOpenClipConfigJson(config), null, 2) + '\n');
-    await fsp.rename(tmp, path.join(dir, OPEN_CLIP_CONFIG));
-  }
-  missing = missingFiles(dir, pre);
-  if (missing.length) throw new DownloadError(fileUrl(base, pre.repo, revision, missing[0]!), 'file still missing after download');
   detectLayout(dir);
   return dir;
 }

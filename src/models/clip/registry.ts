@@ -3,11 +3,18 @@
 // downloadable checkpoint (hub.ts); `describeModels()` lists them with their sizes.
 //
 // Repositories, as open_clip's pretrained.py maps them. OpenAI's weights are served by timm's
-// repos, which carry `open_clip_model.safetensors` (OpenAI key names); their `model.safetensors` is
-// timm's own layout and is never used. OpenAI weights always run QuickGELU, whatever the config name
-// says (open_clip forces quick_gelu=True for the `openai` tag). LAION's B-32 and L-14 repos also
-// carry `open_clip_model.safetensors`; L-14 laion2b_s32b_b82k was trained with Inception
-// statistics (mean = std = 0.5).
+// repos, which carry `open_clip_model.safetensors` (OpenAI key names) and `open_clip_config.json`
+// (timm/vit_base_patch32_clip_224.openai also vocab.json, merges.txt, tokenizer.json; the others no
+// tokenizer: OpenAI's BPE is bundled); their `model.safetensors`/`pytorch_model.bin` are timm's own
+// layout and never used. OpenAI weights always run QuickGELU, whatever the config name says (open_clip
+// forces quick_gelu=True for the `openai` tag). LAION's L-14 repo holds its safetensors weights as
+// `open_clip_pytorch_model.safetensors` (no `open_clip_model.safetensors`); L-14 laion2b_s32b_b82k was
+// trained with Inception statistics (mean = std = 0.5). test/hub_repos.json lists the repositories'
+// files as published, and test/hub_repos.test.ts fetches every tag from a mirror of them.
+//
+// A repository's own config never changes the architecture: the model config here (and the tag's
+// quick_gelu) is authoritative, a repository config that disagrees is refused, and the repository's
+// preprocess_cfg is used except for the mean/std a tag sets.
 
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -32,7 +39,10 @@ export interface PretrainedSpec {
   revision?: string;
   /** Which model-folder layout the files make up. */
   layout: Layout;
-  /** Files to fetch. For 'open_clip' the weights only: open_clip_config.json is written from the registry. */
+  /**
+   * Files the folder cannot do without, as the repository names them (the weights; for 'hf' config.json
+   * and model.safetensors are implied). The config and tokenizer files are fetched when the repository has them.
+   */
   files: (string | PretrainedFile)[];
   /** Overrides the config's quick_gelu (OpenAI weights: true). */
   quick_gelu?: boolean;
@@ -110,7 +120,7 @@ export const PRETRAINED: Record<string, Record<string, PretrainedSpec>> = {
     laion2b_s32b_b82k: {
       repo: 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K',
       layout: 'open_clip',
-      files: OPEN_CLIP_WEIGHTS,
+      files: ['open_clip_pytorch_model.safetensors'],
       preprocess: { mean: INCEPTION, std: INCEPTION },
     },
   },
@@ -162,7 +172,8 @@ function checkSpec(spec: PretrainedSpec, field: string, source: string): Pretrai
   }
   if (spec.shipped !== undefined && (typeof spec.shipped !== 'string' || !/^[\w.-]+$/.test(spec.shipped) || spec.shipped.startsWith('.')))
     throw new ConfigError(`${field}.shipped`, `must be a folder name under models/, got ${JSON.stringify(spec.shipped)}`, source);
-  if (spec.revision !== undefined && (typeof spec.revision !== 'string' || !/^[\w.-]+$/.test(spec.revision)))
+  // A branch, tag, commit, or a pull-request ref such as refs/pr/32.
+  if (spec.revision !== undefined && (typeof spec.revision !== 'string' || !/^[\w.-]+(\/[\w.-]+)*$/.test(spec.revision) || spec.revision.split('/').some((p) => p === '..' || p === '.')))
     throw new ConfigError(`${field}.revision`, `bad revision ${JSON.stringify(spec.revision)}`, source);
   return spec;
 }
