@@ -53,7 +53,7 @@ export type { Distance, KnnMatches } from './eval/knn.js';
 export * from './eval/metrics.js';
 
 // Fine-tuning.
-export { fit, FitError } from './train/fit.js';
+export { fit } from './train/fit.js';
 export type { FitOptions, FitHooks, FitResult, FitTimings, CallbackSpec, FreezeSpec, OptimizerOptionsJson, SchedulerOptionsJson } from './train/fit_types.js';
 export { Callback, EvaluationCallback, WiSEFTCallback, EarlyStopping, BestModelCheckpoint, TrainingCheckpoint, wiseFt } from './train/callbacks.js';
 export { makeSchedule } from './train/schedule.js';

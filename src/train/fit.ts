@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipfitError, ConfigError, FitStoppedError, NonFiniteError } from '../errors.js';
+import { ConfigError, FitError, FitStoppedError, NonFiniteError } from '../errors.js';
 import type { Document, DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
@@ -16,7 +16,7 @@ import { Session } from '../runtime/session.js';
 import type { Tensor } from '../runtime/session.js';
 import { callbackFromSpec } from './callbacks.js';
 import type { Callback, Logs, TrainContext } from './callbacks.js';
-import { loadCheckpoint, saveArtifact, saveCheckpoint } from './fit_state.js';
+import { loadCheckpoint, writeArtifact, saveCheckpoint } from './fit_state.js';
 import type { FitHooks, FitOptions, FitResult } from './fit_types.js';
 import { loadPairs } from '../data/source.js';
 import { BatchLoader } from './batch_loader.js';
@@ -25,13 +25,6 @@ import { ImagePool } from './image_pool.js';
 import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
-
-/** Raised when training cannot go on (NaN loss, …); names the step. */
-export class FitError extends ClipfitError {
-  constructor(readonly step: number, detail: string, options?: { cause?: unknown }) {
-    super(`training failed at step ${step}: ${detail}`, options);
-  }
-}
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
@@ -179,7 +172,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
 
   // 6. Final callbacks (best weights, WiSE-FT), then the artifact.
   for (const cb of callbacks) await cb.onTrainEnd(ctx);
-  const artifactDir = await saveArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
+  const artifactDir = await writeArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
   await model.release();
   log('info', `artifact saved to ${artifactDir}`);
   timings.totalS = (performance.now() - t0) / 1000;

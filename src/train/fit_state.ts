@@ -54,7 +54,7 @@ export async function loadCheckpoint(workDir: string, params: ParamStore, opt: O
   return JSON.parse(await fsp.readFile(path.join(d, 'state.json'), 'utf8'));
 }
 
-export async function saveArtifact(
+export async function writeArtifact(
   workDir: string,
   model: ClipModel,
   meta: { options: unknown; history: History; epochs: number; steps: number; toOnnx: boolean },

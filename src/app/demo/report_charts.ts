@@ -2,7 +2,7 @@
 // here (typed, at write time) and embedded in the page as JSON; the page's script only draws them.
 // A chart without any finite point is left out rather than drawn empty.
 
-import type { DemoReport } from './report.js';
+import type { DemoReport } from './report_types.js';
 import { metricLabel, stripDirection } from '../../eval/metric_names.js';
 import { querySets } from './report_table.js';
 

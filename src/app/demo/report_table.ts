@@ -4,7 +4,7 @@
 // every metric here is higher-is-better, and in-domain and shifted numbers are not comparable.
 
 import { DemoReportError } from '../../errors.js';
-import type { DemoReport } from './report.js';
+import type { DemoReport } from './report_types.js';
 import { metricLabel } from '../../eval/metric_names.js';
 
 export function escapeHtml(s: string): string {
