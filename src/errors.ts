@@ -165,7 +165,7 @@ export class DataError extends ClipfitError {
 }
 
 /** Why a URI could not be read into bytes. */
-export type UriErrorKind = 'missing' | 'unreadable' | 'unsupported' | 'bad-data-uri' | 'http' | 'timeout' | 'too-large';
+export type UriErrorKind = 'missing' | 'unreadable' | 'unsupported' | 'bad-data-uri' | 'http' | 'timeout' | 'too-large' | 'refused';
 
 /** A document URI (local path, file://, data:, http(s)://) that cannot be read. Names the URI. */
 export class UriError extends ClipfitError {
@@ -289,8 +289,13 @@ export class MissingPackageError extends ClipfitError {
 /** A vector index folder held open by another live process (or another handle in this one). Names
  * the folder and the holder's pid. */
 export class IndexLockedError extends ClipfitError {
-  constructor(readonly dir: string, readonly pid: number) {
-    super(`index '${dir}' ${pid === process.pid ? 'is already open in this process; close the other handle first' : `is open in process ${pid}; close it there first`}`);
+  /** `holder` says who holds it (what, pid, URL); `hint` what to do instead. */
+  constructor(readonly dir: string, readonly pid: number, readonly holder?: string, hint?: string) {
+    super(
+      holder
+        ? `index '${dir}' is held by ${holder}; ${hint ?? (pid === process.pid ? 'close the other handle first' : 'stop it or wait for it to finish')}`
+        : `index '${dir}' ${pid === process.pid ? 'is already open in this process; close the other handle first' : `is open in process ${pid}; close it there first`}`,
+    );
   }
 }
 

@@ -121,12 +121,13 @@ test('clipfit serve: options and defaults', () => {
   registerServeCommand(program, () => {});
   const serveCmd = program.commands.find((c) => c.name() === 'serve')!;
   const flags = serveCmd.options.map((o) => o.long);
-  for (const f of ['--model', '--compare', '--index', '--port', '--host', '--token', '--reindex', '--cors', '--allow-root', '--no-remote-uris', '--max-upload-mb']) assert.ok(flags.includes(f), f);
+  for (const f of ['--model', '--compare', '--index', '--port', '--host', '--token', '--reindex', '--cors', '--allow-root', '--allow-remote-uris', '--allowed-host', '--max-upload-mb']) assert.ok(flags.includes(f), f);
   const defaults = serveCmd.opts();
   assert.equal(defaults['port'], 8080);
   assert.equal(defaults['host'], '127.0.0.1');
   assert.equal(defaults['index'], 'default');
-  assert.equal(defaults['remoteUris'], true);
+  assert.equal(defaults['allowRemoteUris'], undefined);
+  assert.deepEqual(defaults['allowedHost'], []);
   assert.throws(() => program.parse(['serve', '--model', 'm', '--port', '70000'], { from: 'user' }), /--port/);
 });
 

@@ -11,6 +11,9 @@ import { encode, getModel } from '../inference/index.js';
 import type { InferenceModel } from '../inference/index.js';
 import { modelIdOf } from '../search/model_id.js';
 import { FolderIndex } from '../search/folder_index.js';
+import { claimIndexRoot, rootLayout } from '../search/index_root.js';
+import { repairFolderIndex } from '../search/repair.js';
+import { ImageStore } from '../server/images.js';
 import { openIndex, resolveIndexSpec } from '../search/open_index.js';
 import type { IndexItem, VectorIndex } from '../search/index_types.js';
 
@@ -74,11 +77,20 @@ function refuseOtherModel(index: VectorIndex, spec: string, modelId: string, mod
 }
 
 /** An index that must exist already (search, rebuild, info, remove never create one). */
-async function openExisting(spec: string, name: string | undefined): Promise<VectorIndex> {
+async function openExisting(spec: string, name: string | undefined, command: string): Promise<VectorIndex> {
   const loc = resolveIndexSpec(spec);
-  if (loc.backend === 'folder' && !existsSync(path.join(loc.dir, 'meta.json')))
+  if (loc.backend === 'folder' && !existsSync(path.join(rootLayout(loc.dir).primary, 'meta.json')) && !existsSync(path.join(loc.dir, 'meta.json')))
     throw new ConfigError('--index', `no index ${spec} (${loc.dir}); create it with: clipfit index add --index ${spec} --model MODEL FILES...`);
-  return openIndex(spec, { name });
+  return openIndex(spec, { name, purpose: `clipfit index ${command}` });
+}
+
+/**
+ * The image to re-encode an item from: its metadata.uri (items added by `index add`), else the image
+ * a server stored for it under ROOT/images.
+ */
+function sourceOf(id: string, metadata: Record<string, unknown> | undefined, root: string | null): string | undefined {
+  if (typeof metadata?.['uri'] === 'string') return metadata['uri'] as string;
+  return root ? new ImageStore(rootLayout(root).images).find(id)?.file : undefined;
 }
 
 const withModelOptions = (c: Command): Command =>
@@ -106,7 +118,7 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
       const { model, id } = await loadTower(o, 'clip-vision');
       let index: VectorIndex | undefined;
       try {
-        index = await openIndex(o.index, { dim: model.embedDim, model: id, name: o.name });
+        index = await openIndex(o.index, { dim: model.embedDim, model: id, name: o.name, purpose: 'clipfit index add' });
         refuseOtherModel(index, o.index, id, o.model);
         const target = index;
         await embedImages(model, files, o.batchSize, (items) => target.add(items));
@@ -127,7 +139,7 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .option('--json', 'print the hits as JSON')
     .addHelpText('after', '\nExamples:\n  $ clipfit index search --index shoes --model runs/shoes/artifact "a red sneaker"\n  $ clipfit index search --index shoes --model runs/shoes/artifact "boots" -k 5 --json')
     .action(async (text: string, o: ModelOpts & { index: string; name?: string; limit: number; ef?: number; exact?: boolean; json?: boolean }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'search');
       try {
         const { model, id } = await loadTower(o, 'clip-text');
         try {
@@ -150,16 +162,19 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .description("Re-encode every image of the index (from its metadata.uri) with --model and relabel the index; the old content stays until the new one is complete")
     .addHelpText('after', '\nExample:\n  $ clipfit index rebuild --index shoes --model runs/shoes-v2/artifact')
     .action(async (o: ModelOpts & { index: string; name?: string }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'rebuild');
       let current: VectorIndex = index;
       try {
+        const loc = resolveIndexSpec(o.index);
+        const root = loc.backend === 'folder' ? loc.dir : null;
         const entries = await index.list();
-        const missing = entries.filter((e) => typeof e.metadata?.['uri'] !== 'string').map((e) => e.id);
-        if (missing.length) throw new ConfigError('metadata.uri', `${missing.length} item(s) of index ${o.index} have no metadata.uri to re-encode from, e.g. ${missing.slice(0, 3).join(', ')}`);
+        const sources = entries.map((e) => sourceOf(e.id, e.metadata, root));
+        const missing = entries.filter((_, i) => sources[i] === undefined).map((e) => e.id);
+        if (missing.length) throw new ConfigError('metadata.uri', `${missing.length} item(s) of index ${o.index} have no metadata.uri or stored image to re-encode from, e.g. ${missing.slice(0, 3).join(', ')}`);
         const { model, id } = await loadTower(o, 'clip-vision');
         const items: IndexItem[] = [];
         try {
-          const uris = entries.map((e) => e.metadata!['uri'] as string);
+          const uris = sources as string[];
           let at = 0;
           await embedImages(model, uris, o.batchSize, async (batch) => {
             for (const it of batch) items.push({ id: entries[at]!.id, vector: it.vector, metadata: entries[at++]!.metadata });
@@ -180,9 +195,9 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .option('--json', 'print JSON')
     .action(async (o: { index: string; name?: string; json?: boolean }) => {
       const loc = resolveIndexSpec(o.index);
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'info');
       try {
-        const info = index instanceof FolderIndex ? index.info() : { ...loc, dim: index.dim, model: index.model, size: await index.size() };
+        const info = index instanceof FolderIndex ? { ...index.info(), dir: loc.backend === 'folder' ? loc.dir : index.dir, vectors: index.dir } : { ...loc, dim: index.dim, model: index.model, size: await index.size() };
         if (o.json) return print(JSON.stringify(info, null, 2));
         for (const [k, v] of Object.entries(info)) print(`${k}: ${v}`);
       } finally {
@@ -190,10 +205,37 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
       }
     });
 
+  ix.command('repair [index]')
+    .description('Salvage every intact record of a damaged folder index into a new generation, and report what was dropped')
+    .option('--index <index>', 'the index (instead of the argument)')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExample:\n  $ clipfit index repair shoes')
+    .action(async (name: string | undefined, o: { index?: string; json?: boolean }) => {
+      const spec = name ?? o.index;
+      if (!spec) throw new ConfigError('index', 'name the index to repair: clipfit index repair NAME');
+      const loc = resolveIndexSpec(spec);
+      if (loc.backend !== 'folder') throw new ConfigError('index', `${spec}: only folder indexes are repaired here; a database has its own tools`);
+      const lock = await claimIndexRoot(loc.dir, 'clipfit index repair', spec);
+      try {
+        const parts = (['primary', 'compare'] as const).filter((p) => existsSync(path.join(rootLayout(loc.dir)[p], 'meta.json')));
+        if (!parts.length) throw new ConfigError('index', `no index ${spec} (${loc.dir})`);
+        const reports = [];
+        for (const part of parts) reports.push({ part, ...(await repairFolderIndex(rootLayout(loc.dir)[part])) });
+        if (o.json) return print(JSON.stringify(reports, null, 2));
+        for (const r of reports) {
+          print(`repaired ${spec}/${r.part}: ${r.items} item(s) from ${r.records} intact record(s), generation ${r.generation}; ${r.dropped.length ? `dropped ${r.dropped.length} damaged range(s):` : 'nothing was damaged'}`);
+          for (const d of r.dropped) print(`  ${path.basename(d.file)} bytes ${d.from}-${d.to} (${d.to - d.from} bytes): ${d.why}`);
+          for (const k of r.kept) print(`  the damaged file is kept as ${k}`);
+        }
+      } finally {
+        await lock.release();
+      }
+    });
+
   withIndexOption(ix.command('remove <ids...>'))
     .description('Delete items by id (for images added by `index add`, the absolute path)')
     .action(async (ids: string[], o: { index: string; name?: string }) => {
-      const index = await openExisting(o.index, o.name);
+      const index = await openExisting(o.index, o.name, 'remove');
       try {
         for (const id of ids) await index.remove(id.startsWith('/') || !existsSync(id) ? id : path.resolve(id));
         print(`removed ${ids.length} item(s) from index ${o.index} (${await index.size()} left)`);

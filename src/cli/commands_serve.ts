@@ -22,8 +22,9 @@ interface ServeFlags {
   token?: string;
   reindex?: boolean;
   cors?: string;
+  allowedHost: string[];
   allowRoot?: string;
-  remoteUris: boolean;
+  allowRemoteUris?: boolean;
   maxUploadMb: number;
   threads?: number;
 }
@@ -41,8 +42,9 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
     .option('--token <token>', 'require Authorization: Bearer <token> on every route but /healthz (default $CLIPFIT_TOKEN)')
     .option('--reindex', 'rebuild, from the stored images, any index made by another model than the one served')
     .option('--cors <origin>', 'allow cross-origin requests from this origin (off by default)')
+    .option('--allowed-host <name>', 'without --token, also answer requests whose Host is NAME (repeatable); others are refused against DNS rebinding', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--allow-root <dir>', 'let requests name local image files inside this folder (off by default)')
-    .option('--no-remote-uris', 'refuse http(s) image URIs in requests')
+    .option('--allow-remote-uris', 'fetch http(s) image URIs named in requests (off by default; public addresses only, no redirects into private ones)')
     .option('--max-upload-mb <n>', 'largest uploaded image in MiB', intIn('--max-upload-mb', 1, 1024), 10)
     .option('--threads <n>', 'CPU threads for the models', intIn('--threads', 1, 1024))
     .addHelpText(
@@ -61,8 +63,9 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
         ...(token ? { token } : {}),
         reindex: !!o.reindex,
         ...(o.cors ? { cors: o.cors } : {}),
+        ...(o.allowedHost.length ? { allowedHosts: o.allowedHost } : {}),
         ...(o.allowRoot ? { allowRoot: o.allowRoot } : {}),
-        allowRemoteUris: o.remoteUris,
+        allowRemoteUris: !!o.allowRemoteUris,
         limits: { maxUploadBytes: o.maxUploadMb * 1024 * 1024 },
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         log: print,

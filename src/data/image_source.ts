@@ -136,6 +136,7 @@ const KIND_OF_URI_ERROR: Record<UriError['kind'], ImageErrorKind> = {
   'bad-data-uri': 'corrupt',
   http: 'unreadable',
   timeout: 'unreadable',
+  refused: 'refused',
   'too-large': 'too-large',
 };
 

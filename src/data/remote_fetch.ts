@@ -6,6 +6,7 @@
 // that every caller gets them.
 
 import { UriError } from '../errors.js';
+import { RemoteFetchError, safeFetch } from './safe_fetch.js';
 
 export interface RemoteFetchOptions {
   /** Give up after this long (default 30 000 ms). */
@@ -13,6 +14,12 @@ export interface RemoteFetchOptions {
   /** Refuse anything larger (default 64 MiB). */
   maxBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Fetch only from public addresses (safe_fetch.ts: checked after DNS resolution, every redirect
+   * too), for URLs a server's clients name. Every failure is then one UriError whose detail says
+   * nothing of what the fetch met. `allowAddresses` lets named addresses through (tests).
+   */
+  publicOnly?: { allowAddresses?: readonly string[] };
 }
 
 export const DEFAULT_URI_TIMEOUT_MS = 30_000;
@@ -22,6 +29,14 @@ export const DEFAULT_MAX_URI_BYTES = 64 * 1024 * 1024;
 export async function fetchRemote(url: string, opts: RemoteFetchOptions = {}): Promise<Uint8Array> {
   const max = opts.maxBytes ?? DEFAULT_MAX_URI_BYTES;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_URI_TIMEOUT_MS;
+  if (opts.publicOnly) {
+    try {
+      return await safeFetch(url, { maxBytes: max, timeoutMs, ...(opts.publicOnly.allowAddresses ? { allowAddresses: opts.publicOnly.allowAddresses } : {}) });
+    } catch (err) {
+      if (err instanceof RemoteFetchError) throw new UriError(url, 'refused', err.message, { cause: err });
+      throw err;
+    }
+  }
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   const fail = (err: unknown): never => {

@@ -98,6 +98,9 @@ function spawnWorker(store: RunStore, name: string, dir: string, cwd: string, jo
 export function resumeRun(name: string, opts: StoreOption = {}): Run {
   const store = RunStore.open(opts.home);
   const rec = store.get(name);
+  // A canceled run's worker may still be finishing its step: a second one would train into the same folder.
+  if (rec.pid !== undefined && !rec.inProcess && isWorkerAlive(rec.pid, rec.pidStart))
+    throw new RunError(name, `its worker (pid ${rec.pid}) is still running; wait for it to exit before resuming`);
   if (!store.reopen(name)) throw new RunError(name, `is ${rec.status}; only a FAILED or CANCELED run can be resumed`);
   appendLog(store.logFile(name), 'info', `run ${name} resumed`);
   spawnWorker(store, name, rec.dir, rec.cwd, rec.jobModule);

@@ -13,9 +13,11 @@ import { ConfigError, CorruptIndexError, UnknownVectorIdError } from '../errors.
 import { DEFAULT_HNSW, HnswGraph } from './hnsw_graph.js';
 import type { HnswParams } from './hnsw_graph.js';
 import {
-  INDEX_FORMAT, LOG_HEADER_BYTES, acquireLock, atomicWrite, cleanRecordsTo, files, logHeader, readFramed, readLogGeneration,
-  readMeta, recoverSwap, releaseLock, syncDir, writeAll, writeMeta,
+  INDEX_FORMAT, LOG_HEADER_BYTES, atomicWrite, files, intactSuffix, logHeader, readFramed, readLogGeneration,
+  readMeta, syncDir, writeAll, writeMeta,
 } from './index_files.js';
+import { acquireIndexLock } from './index_lock.js';
+import type { IndexLock } from './index_lock.js';
 import { readSnapshot, writeSnapshot } from './snapshot.js';
 import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredItem, VectorIndex } from './index_types.js';
 import { T_CLEAR, T_DELETE, T_SLOTS, T_UPSERT, decodePayload, encodeClear, encodeDelete, encodeItems } from './records.js';
@@ -38,6 +40,8 @@ export interface FolderIndexOptions {
   hnsw?: Partial<HnswParams>;
   /** add() compacts once the log passes this many bytes and the snapshot's size (default 256 MiB). */
   compactBytes?: number;
+  /** Called once the handle is closed (a wrapper's own lock is released here); passed on by replaceAll. */
+  onClose?: () => Promise<void>;
 }
 
 export interface FolderIndexInfo {
@@ -74,7 +78,15 @@ export class FolderIndex implements VectorIndex {
   private readonly threshold: number;
   private readonly compactBytes: number;
 
-  private constructor(readonly dir: string, readonly dim: number, private currentModel: string, readonly kind: FolderIndexKind, private readonly opts: FolderIndexOptions, private readonly store: VectorStore) {
+  private constructor(
+    readonly dir: string,
+    readonly dim: number,
+    private currentModel: string,
+    readonly kind: FolderIndexKind,
+    private readonly opts: FolderIndexOptions,
+    private readonly store: VectorStore,
+    private readonly lock: IndexLock,
+  ) {
     this.params = { ...DEFAULT_HNSW, ...opts.hnsw };
     this.threshold = opts.hnswThreshold ?? 20_000;
     this.compactBytes = opts.compactBytes ?? 256 << 20;
@@ -84,37 +96,36 @@ export class FolderIndex implements VectorIndex {
     return this.currentModel;
   }
 
-  static async open(dirIn: string, opts: FolderIndexOptions): Promise<FolderIndex> {
+  /** `held`: the folder's lock, already taken by this process (a rebuild swap hands it over). */
+  static async open(dirIn: string, opts: FolderIndexOptions, held?: IndexLock): Promise<FolderIndex> {
     const dir = path.resolve(dirIn);
     const f = files(dir);
     const kind = opts.kind ?? 'auto';
     if (!['auto', 'exact', 'hnsw'].includes(kind)) throw new ConfigError('kind', `must be 'auto', 'exact' or 'hnsw', got ${JSON.stringify(kind)}`);
-    await recoverSwap(dir);
-    if (!existsSync(f.meta)) {
-      if (existsSync(f.snapshot) || existsSync(f.log)) throw new CorruptIndexError(f.meta, 'missing, but the folder holds index files (snapshot.bin / log.bin)');
-      if (opts.dim === undefined || opts.model === undefined) throw new ConfigError('dim', `no index at ${dir}; give dim and model to create one`);
-      if (!Number.isInteger(opts.dim) || opts.dim < 1) throw new ConfigError('dim', `must be a positive integer, got ${opts.dim}`);
-      await fsp.mkdir(dir, { recursive: true });
-      await acquireLock(dir);
-      // meta.json first and alone: load() creates the missing log, so a crash here leaves either
-      // nothing or a complete, empty index.
-      await writeMeta(f.meta, { format: INDEX_FORMAT, dim: opts.dim, model: opts.model, metric: 'cosine', created: new Date().toISOString() }).catch(async (e) => {
-        await releaseLock(dir);
-        throw e;
-      });
-    } else await acquireLock(dir);
+    const creating = opts.dim !== undefined && opts.model !== undefined;
+    if (creating && (!Number.isInteger(opts.dim) || opts.dim! < 1)) throw new ConfigError('dim', `must be a positive integer, got ${opts.dim}`);
+    if (!held && !existsSync(dir) && !existsSync(`${dir}.old`) && !creating) throw new ConfigError('dim', `no index at ${dir}; give dim and model to create one`);
+    const lock = held ?? (await lockForOpen(dir));
     let idx: FolderIndex | undefined;
     try {
+      if (!existsSync(f.meta)) {
+        if (existsSync(f.snapshot) || existsSync(f.log)) throw new CorruptIndexError(f.meta, 'missing, but the folder holds index files (snapshot.bin / log.bin)');
+        if (!creating) throw new ConfigError('dim', `no index at ${dir}; give dim and model to create one`);
+        // meta.json first and alone: load() creates the missing log, so a crash here leaves either
+        // nothing or a complete, empty index.
+        await writeMeta(f.meta, { format: INDEX_FORMAT, dim: opts.dim!, model: opts.model!, metric: 'cosine', created: new Date().toISOString() });
+      }
+      // Leftovers of a rebuild that died before its swap (whoever rebuilds holds this lock).
       await fsp.rm(`${dir}.rebuild`, { recursive: true, force: true });
       const meta = readMeta(f.meta);
       if (opts.dim !== undefined && opts.dim !== meta.dim) throw new ConfigError('dim', `the index holds dimension ${meta.dim}, asked for ${opts.dim}`, f.meta);
-      idx = new FolderIndex(dir, meta.dim, meta.model, kind, opts, new VectorStore(meta.dim));
+      idx = new FolderIndex(dir, meta.dim, meta.model, kind, opts, new VectorStore(meta.dim), lock);
       await idx.load();
       if (idx.currentModel !== meta.model) await writeMeta(f.meta, { ...meta, model: idx.currentModel });
       return idx;
     } catch (err) {
       await idx?.log?.close().catch(() => undefined);
-      await releaseLock(dir);
+      await lock.release();
       throw err;
     }
   }
@@ -139,8 +150,13 @@ export class FolderIndex implements VectorIndex {
     while (pos < size) {
       const r = await readFramed(this.log, pos, size);
       if (!r.ok) {
-        if (r.next !== null && r.next < size && (await cleanRecordsTo(this.log, r.next, size)))
-          throw new CorruptIndexError(f.log, `record at byte ${pos}: ${r.why}, and good records follow it (damage, not a torn tail)`);
+        // Only the last, unacknowledged write can be torn; good records after a bad one are damage.
+        const intact = await intactSuffix(this.log, pos, size);
+        if (intact !== null)
+          throw new CorruptIndexError(
+            f.log,
+            `record at byte ${pos}: ${r.why}, and good records follow it from byte ${intact} (damage, not a torn tail); run clipfit index repair to keep every intact record`,
+          );
         this.truncatedBytes = size - pos;
         await this.log.truncate(pos);
         await this.log.datasync();
@@ -280,28 +296,33 @@ export class FolderIndex implements VectorIndex {
 
   /**
    * Build the new content in `<dir>.rebuild`, close this handle, then swap folders: dir → dir.old,
-   * dir.rebuild → dir, remove dir.old. A crash between the renames is finished by the next open.
+   * dir.rebuild → dir, remove dir.old. Both folders stay locked by this process throughout, so no
+   * other process opens either mid-swap; a crash between the renames is finished by the next open.
    */
   async replaceAll(items: readonly IndexItem[], labels: { dim: number; model: string }): Promise<FolderIndex> {
     const rebuilt = `${this.dir}.rebuild`, old = `${this.dir}.old`;
     const opts = { ...this.opts, kind: this.kind };
-    await this.serial(async () => {
+    const freshLock = await this.serial(async () => {
       await fsp.rm(rebuilt, { recursive: true, force: true });
-      const fresh = await FolderIndex.open(rebuilt, { ...opts, dim: labels.dim, model: labels.model });
+      const fresh = await FolderIndex.open(rebuilt, { ...opts, dim: labels.dim, model: labels.model, onClose: undefined });
       try {
         await fresh.add(items);
-        await fresh.compact();
-      } finally {
-        await fresh.close();
+        await fresh.compactNow();
+      } catch (err) {
+        await fresh.close().catch(() => undefined);
+        throw err;
       }
+      return fresh.shut(false);
     });
-    await this.close();
+    await this.shut(false);
     await fsp.rm(old, { recursive: true, force: true });
     await fsp.rename(this.dir, old);
     await fsp.rename(rebuilt, this.dir);
+    freshLock!.relocate(this.dir);
     await syncDir(path.dirname(this.dir));
     await fsp.rm(old, { recursive: true, force: true });
-    return FolderIndex.open(this.dir, { ...opts, dim: undefined, model: undefined });
+    await this.lock.release();
+    return FolderIndex.open(this.dir, { ...opts, dim: undefined, model: undefined }, freshLock);
   }
 
   async list(): Promise<IndexEntry[]> {
@@ -404,6 +425,12 @@ export class FolderIndex implements VectorIndex {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.shut(true);
+    await this.opts.onClose?.();
+  }
+
+  /** Flush and close the log; release the lock, or keep it held and hand it back. */
+  private async shut(release: boolean): Promise<IndexLock | undefined> {
     let error: unknown;
     await this.serial(async () => {
       try {
@@ -413,9 +440,36 @@ export class FolderIndex implements VectorIndex {
       }
       this.closed = true;
       await this.log.close();
-      await releaseLock(this.dir);
+      if (release) await this.lock.release();
     }, true);
-    if (error) throw error;
+    if (error) {
+      if (!release) await this.lock.release();
+      throw error;
+    }
+    return release ? undefined : this.lock;
+  }
+}
+
+/**
+ * The lock of `dir`, for opening it. A rebuild swap cut between its renames (no dir, a dir.old) is
+ * finished first, holding the folder that becomes dir: the complete rebuild, else the old one.
+ */
+async function lockForOpen(dir: string): Promise<IndexLock> {
+  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
+  if (existsSync(dir) || !existsSync(old)) return acquireIndexLock(dir, 'a vector index');
+  const complete = existsSync(files(rebuilt).meta);
+  const from = complete ? rebuilt : old;
+  const lock = await acquireIndexLock(from, 'a vector index', dir);
+  try {
+    if (existsSync(dir)) throw new ConfigError('index', `${dir} appeared while its interrupted swap was being finished; open it again`);
+    await fsp.rename(from, dir);
+    lock.relocate(dir);
+    await syncDir(path.dirname(dir));
+    if (complete) await fsp.rm(old, { recursive: true, force: true });
+    return lock;
+  } catch (err) {
+    await lock.release();
+    throw err;
   }
 }
 

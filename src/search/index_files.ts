@@ -5,14 +5,14 @@
 //   log.bin        "CFIXLOG1" | u32 generation | u32 crc of those 12 bytes | records, appended and
 //                  fsync'd before a write is acknowledged
 //   hnsw.usearch + hnsw.json {generation, size}: the saved HNSW graph, valid for that snapshot
-//   LOCK           the pid holding the folder open
+//   LOCK.<n>       who holds the folder open (index_lock.ts)
 // A log whose generation is older than the snapshot's was already folded into it (a compaction
 // died between the snapshot rename and the log reset) and is discarded.
 
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { CorruptIndexError, IndexLockedError } from '../errors.js';
+import { CorruptIndexError } from '../errors.js';
 import { crc32 } from './crc32.js';
 import { FRAME_BYTES, MAX_PAYLOAD } from './records.js';
 
@@ -27,7 +27,7 @@ export const files = (dir: string) => ({
   log: path.join(dir, 'log.bin'),
   graph: path.join(dir, 'hnsw.usearch'),
   graphMeta: path.join(dir, 'hnsw.json'),
-  lock: path.join(dir, 'LOCK'),
+
 });
 
 export interface IndexMeta {
@@ -130,15 +130,63 @@ export async function readFramed(fh: FileHandle, pos: number, end: number): Prom
   return { ok: true, payload, next };
 }
 
-/** True when [pos, end) is one or more good records and nothing else. */
-export async function cleanRecordsTo(fh: FileHandle, pos: number, end: number): Promise<boolean> {
-  if (pos >= end) return false;
-  while (pos < end) {
-    const r = await readFramed(fh, pos, end);
-    if (!r.ok) return false;
-    pos = r.next;
+/**
+ * The first offset after `pos` from which good records (framed, crc correct) run exactly to `end`,
+ * or null. A torn tail — the one write that was never acknowledged, cut short — has none: whatever
+ * follows a bad record inside it is a fragment. Intact records after a bad one mean damage to
+ * acknowledged data. Lengths are chained first (from the end backwards, in memory) so crcs are
+ * computed only along chains that land exactly on `end`.
+ */
+export async function intactSuffix(fh: FileHandle, pos: number, end: number): Promise<number | null> {
+  const n = end - pos;
+  if (n <= FRAME_BYTES) return null;
+  const buf = Buffer.alloc(n);
+  await fh.read(buf, 0, n, pos);
+  // lands[i]: the chain of frame lengths from pos+i ends exactly at end.
+  const lands = new Uint8Array(n + 1);
+  lands[n] = 1;
+  for (let i = n - FRAME_BYTES; i >= 1; i--) {
+    const len = buf.readUInt32LE(i);
+    const q = i + FRAME_BYTES + len;
+    if (len > 0 && len <= MAX_PAYLOAD && q <= n && lands[q]) lands[i] = 1;
   }
-  return true;
+  const verified = new Map<number, boolean>();
+  const good = (i: number): boolean => {
+    const chain: number[] = [];
+    let ok = true;
+    for (let at = i; at < n; at += FRAME_BYTES + buf.readUInt32LE(at)) {
+      const known = verified.get(at);
+      if (known !== undefined) {
+        ok = known;
+        break;
+      }
+      chain.push(at);
+      const len = buf.readUInt32LE(at);
+      if (crc32(buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + len)) !== buf.readUInt32LE(at + 4)) {
+        ok = false;
+        break;
+      }
+    }
+    // A chain is good only if every record on it is: a failure marks the records before it bad.
+    for (const at of chain) verified.set(at, ok);
+    return ok;
+  };
+  for (let i = 1; i < n; i++) if (lands[i] && good(i)) return pos + i;
+  return null;
+}
+
+/** The next offset at or after `from` where one good record (framed, crc correct) starts, or null. */
+export async function nextGoodRecord(fh: FileHandle, from: number, end: number): Promise<number | null> {
+  const n = end - from;
+  if (n <= FRAME_BYTES) return null;
+  const buf = Buffer.alloc(n);
+  await fh.read(buf, 0, n, from);
+  for (let i = 0; i + FRAME_BYTES < n; i++) {
+    const len = buf.readUInt32LE(i);
+    if (len === 0 || len > MAX_PAYLOAD || i + FRAME_BYTES + len > n) continue;
+    if (crc32(buf.subarray(i + FRAME_BYTES, i + FRAME_BYTES + len)) === buf.readUInt32LE(i + 4)) return from + i;
+  }
+  return null;
 }
 
 export interface SnapshotHeader {
@@ -170,45 +218,4 @@ export async function readSnapshotHead(fh: FileHandle, file: string): Promise<{ 
   if (!Number.isInteger(h.generation) || !Number.isInteger(h.dim) || !Number.isInteger(h.count) || typeof h.model !== 'string')
     throw new CorruptIndexError(file, `snapshot header fields wrong: ${json.toString('utf8')}`);
   return { header: h, bodyStart: 16 + len };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Take the folder's LOCK (pid inside); a lock whose process is gone (a crash) is taken over. */
-export async function acquireLock(dir: string): Promise<void> {
-  const file = files(dir).lock;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fsp.writeFile(file, String(process.pid), { flag: 'wx' });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number.parseInt(await fsp.readFile(file, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new IndexLockedError(dir, pid);
-    await fsp.rm(file, { force: true });
-  }
-  throw new IndexLockedError(dir, -1);
-}
-
-export async function releaseLock(dir: string): Promise<void> {
-  const file = files(dir).lock;
-  if (existsSync(file) && (await fsp.readFile(file, 'utf8').catch(() => '')) === String(process.pid)) await fsp.rm(file, { force: true });
-}
-
-/** Finish a rebuild swap that a crash interrupted (see replaceAll). */
-export async function recoverSwap(dir: string): Promise<void> {
-  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
-  if (existsSync(dir) || !existsSync(old)) return;
-  if (existsSync(files(rebuilt).meta)) {
-    await fsp.rename(rebuilt, dir);
-    await fsp.rm(old, { recursive: true, force: true });
-  } else await fsp.rename(old, dir);
 }

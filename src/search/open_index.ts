@@ -1,6 +1,8 @@
 // openIndex(spec): one string picks the backend.
-//   NAME                      a folder index at $CLIPFIT_HOME/indexes/NAME (default ~/.cache/clipfit)
-//   ./dir, /abs/dir, ~/dir    a folder index at that path (a path separator, or a leading '.' or '~')
+//   NAME                      the index at $CLIPFIT_HOME/indexes/NAME (default ~/.cache/clipfit)
+//   ./dir, /abs/dir, ~/dir    the index at that path (a path separator, or a leading '.' or '~')
+// A NAME or path is an index root (index_root.ts): its vectors live in ROOT/primary, and the handle
+// holds ROOT's owner lock, so a running `clipfit serve` on the same index refuses it with its URL.
 //   pglite:memory             pgvector in an in-memory PGlite (gone when closed)
 //   pglite:DIR                pgvector in a PGlite database stored in DIR
 //   postgres://… postgresql://…  a Postgres server with pgvector, through node-postgres: `pg` is
@@ -12,7 +14,7 @@ import path from 'node:path';
 import { storeHome } from '../data/store.js';
 import type { StoreOptions } from '../data/store.js';
 import { ConfigError } from '../errors.js';
-import { openFolderIndex } from './folder_index.js';
+import { openRootIndex } from './index_root.js';
 import type { FolderIndexOptions } from './folder_index.js';
 import type { VectorIndex } from './index_types.js';
 import { openPgVectorIndex } from './pgvector_index.js';
@@ -23,10 +25,12 @@ export interface OpenIndexOptions extends FolderIndexOptions, StoreOptions {
   name?: string;
   /** HNSW build parameters for a new pgvector table. */
   pg?: Pick<PgVectorIndexOptions, 'm' | 'efConstruction'>;
+  /** Who opens a folder index, as its lock records it (default 'clipfit index'). */
+  purpose?: string;
 }
 
 export type IndexLocation =
-  | { backend: 'folder'; dir: string }
+  | { backend: 'folder'; /** The index root (index_root.ts). */ dir: string }
   | { backend: 'pglite'; dataDir: string | null }
   | { backend: 'postgres'; url: string };
 
@@ -56,7 +60,7 @@ const expandHome = (p: string): string => (p === '~' || p.startsWith('~/') ? pat
 /** Open (or, given dim and model, create) the index `spec` points at. */
 export async function openIndex(spec: string, opts: OpenIndexOptions = {}): Promise<VectorIndex> {
   const loc = resolveIndexSpec(spec, opts);
-  if (loc.backend === 'folder') return openFolderIndex(loc.dir, opts);
+  if (loc.backend === 'folder') return openRootIndex(loc.dir, opts.purpose ?? 'clipfit index', opts, spec);
   const pgOpts: PgVectorIndexOptions = { name: opts.name, dim: opts.dim, model: opts.model, ...opts.pg };
   if (loc.backend === 'pglite') {
     const { PGlite } = await import('@electric-sql/pglite');

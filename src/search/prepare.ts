@@ -8,6 +8,33 @@ import type { IndexItem, Metadata } from './index_types.js';
 
 export type Prepared = { id: string; metadata: Metadata | undefined; vector: Float32Array };
 
+/** Deepest nesting of objects and arrays a metadata value may have (the item's object is depth 1). */
+export const MAX_METADATA_DEPTH = 32;
+/** Largest metadata, as JSON text in UTF-8. */
+export const MAX_METADATA_BYTES = 64 * 1024;
+
+/**
+ * Why `m` is not acceptable metadata (too deep, too large, not JSON data), or null. Walked with an
+ * explicit stack, never recursively, so a hostile depth cannot overflow the call stack here — and,
+ * bounded, cannot later in JSON.stringify, structuredClone or a response serializer.
+ */
+export function metadataProblem(m: unknown): string | null {
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return 'must be a plain object';
+  const stack: [unknown, number][] = [[m, 1]];
+  let nodes = 0;
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (++nodes > MAX_METADATA_BYTES) return `more than ${MAX_METADATA_BYTES} values`;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > MAX_METADATA_DEPTH) return `nested deeper than ${MAX_METADATA_DEPTH} levels`;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === 'object') stack.push([x, depth + 1]);
+    else nodes++;
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(m), 'utf8');
+  if (bytes > MAX_METADATA_BYTES) return `${bytes} bytes as JSON, the limit is ${MAX_METADATA_BYTES}`;
+  return null;
+}
+
 /** Validate and L2-normalise, v/‖v‖; last occurrence of an id wins. */
 export function prepareItems(items: readonly IndexItem[], dim: number): Prepared[] {
   const byId = new Map<string, Prepared>();
@@ -17,7 +44,8 @@ export function prepareItems(items: readonly IndexItem[], dim: number): Prepared
     if (!(v instanceof Float32Array)) throw new ConfigError(`items[${i}].vector`, `item '${it.id}': must be a Float32Array`);
     if (v.length !== dim) throw new VectorDimensionError(it.id, dim, v.length);
     const m = it.metadata;
-    if (m !== undefined && (m === null || typeof m !== 'object' || Array.isArray(m))) throw new ConfigError(`items[${i}].metadata`, `item '${it.id}': must be a plain object`);
+    const bad = m === undefined ? null : metadataProblem(m);
+    if (bad) throw new ConfigError(`items[${i}].metadata`, `item '${it.id}': ${bad}`);
     byId.delete(it.id);
     let metadata: Metadata | undefined;
     try {

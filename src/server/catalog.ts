@@ -6,7 +6,9 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Metadata, SearchHit, VectorIndex } from '../search/index_types.js';
-import { HttpError, notFound } from './http_errors.js';
+import { UnknownVectorIdError } from '../errors.js';
+import { metadataProblem } from '../search/prepare.js';
+import { badRequest, HttpError, notFound } from './http_errors.js';
 import { ImageStore } from './images.js';
 import { layout } from './index_open.js';
 import type { ImageType } from './images.js';
@@ -94,16 +96,29 @@ export class Catalog {
   /** Encode and store items (upsert by id); every index gets them, or none does. */
   async add(items: readonly NewItem[]): Promise<number> {
     for (const r of Object.keys(this.sides) as Role[]) this.checkReady(r);
+    items.forEach((it, i) => {
+      const bad = it.metadata === undefined ? null : metadataProblem(it.metadata);
+      if (bad) throw badRequest(`items[${i}].metadata: ${bad}`);
+    });
     // Encode outside the write queue, so concurrent adds share encoder batches.
     const sides = Object.entries(this.sides) as [Role, Side][];
     const encoded = await Promise.all(sides.map(([, s]) => s.encoder.images(items.map((i) => i.bytes))));
     const vectors = new Map<Role, Float32Array[]>(sides.map(([r], i) => [r, encoded[i]!]));
     return this.serial(async () => {
-      for (const it of items) await this.images.put(it.id, it.bytes, it.type);
-      for (const [r, s] of Object.entries(this.sides) as [Role, Side][]) {
-        const v = vectors.get(r)!;
-        await s.index.add(items.map((it, i) => ({ id: it.id, vector: v[i]!, ...(it.metadata ? { metadata: it.metadata } : {}) })));
-        s.size = await s.index.size();
+      // Images first (an acknowledged vector always has its image); if a later step fails, the
+      // images of ids that were not in the index before are taken back out.
+      const fresh = [];
+      for (const it of items) if (!(await this.sides.primary!.index.get(it.id))) fresh.push(it.id);
+      try {
+        for (const it of items) await this.images.put(it.id, it.bytes, it.type);
+        for (const [r, s] of Object.entries(this.sides) as [Role, Side][]) {
+          const v = vectors.get(r)!;
+          await s.index.add(items.map((it, i) => ({ id: it.id, vector: v[i]!, ...(it.metadata ? { metadata: it.metadata } : {}) })));
+          s.size = await s.index.size();
+        }
+      } catch (err) {
+        for (const id of fresh) if (!(await this.sides.primary!.index.get(id))) await this.images.remove(id).catch(() => undefined);
+        throw err;
       }
       return this.sides.primary!.size;
     });
@@ -113,9 +128,17 @@ export class Catalog {
   remove(id: string): Promise<number> {
     return this.serial(async () => {
       const p = this.sides.primary!;
-      if (!(await p.index.get(id))) throw notFound(`index: no item with id ${JSON.stringify(id)}`);
+      // remove() itself says whether the id is there (get() would copy its metadata for nothing).
+      try {
+        await p.index.remove(id);
+      } catch (err) {
+        if (err instanceof UnknownVectorIdError) throw notFound(`index: no item with id ${JSON.stringify(id)}`);
+        throw err;
+      }
       for (const s of Object.values(this.sides)) {
-        if (await s.index.get(id)) await s.index.remove(id);
+        if (s !== p) await s.index.remove(id).catch((err) => {
+          if (!(err instanceof UnknownVectorIdError)) throw err;
+        });
         s.size = await s.index.size();
       }
       await this.images.remove(id);

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'invalid_json'
   | 'query_too_long'
   | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'needs_reindex'
   | 'payload_too_large'
@@ -43,6 +44,7 @@ interface FastifyLikeError {
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'bad_request',
   401: 'unauthorized',
+  403: 'forbidden',
   404: 'not_found',
   409: 'needs_reindex',
   413: 'payload_too_large',
@@ -59,7 +61,7 @@ export function toHttpError(err: unknown): HttpError {
     if (err.kind === 'unsupported') return badRequest(err.message);
     return new HttpError(422, 'unprocessable', err.message);
   }
-  if (err instanceof ImageError) return new HttpError(422, 'unprocessable', err.message);
+  if (err instanceof ImageError) return err.kind === 'too-large' ? tooLarge(err.message) : new HttpError(422, 'unprocessable', err.message);
   if (err instanceof ModalityError || err instanceof VectorDimensionError) return badRequest(err.message);
   if (err instanceof ClipfitError) return new HttpError(500, 'internal', err.message);
   const e = err as FastifyLikeError;

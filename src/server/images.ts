@@ -1,9 +1,10 @@
 // Images the server accepts and keeps. Types are told by magic bytes, never by name or declared
-// content type (sniffImageType in data/image_source.ts). Stored images live at
-// <index>/images/<id>.<ext>; ids are restricted to [A-Za-z0-9_.-] (no leading dot), so an id can
-// never name a path outside that folder. Image URIs in requests go through the data layer's one
-// image resolver with the server's policy as its options: data: always; http(s) unless remote URIs
-// are off; local paths only inside the configured root (resolved through symlinks), none by default.
+// content type: PNG 89 50 4E 47 0D 0A 1A 0A, JPEG FF D8 FF, GIF "GIF87a"/"GIF89a", WebP
+// "RIFF"<size>"WEBP". Stored images live at <index>/images/<id>.<ext>; ids are restricted to
+// [A-Za-z0-9_.-] (no leading dot), so an id can never name a path outside that folder. Image URIs
+// in requests: data: always; http(s) only when remote URIs are on, and then only from public
+// addresses (the data layer's one image resolver, data/safe_fetch.ts); local paths only inside the
+// configured root (resolved through symlinks), none by default.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
@@ -12,6 +13,8 @@ import { imageSourceKind, readImageSource, sniffImageType } from '../data/image_
 import type { ImageType } from '../data/image_source.js';
 import { ImageError } from '../errors.js';
 import { badRequest, HttpError, tooLarge, unsupportedMedia } from './http_errors.js';
+import { RemoteFetchError } from '../data/safe_fetch.js';
+import { syncDir } from '../search/index_files.js';
 
 export type { ImageType };
 
@@ -49,14 +52,25 @@ export class ImageStore {
     return path.join(this.dir, `${checkId(id, 'id')}.${EXT[type]}`);
   }
 
-  /** Write atomically (temporary name, then rename); replaces an image of another type with the same id. */
+  /**
+   * Write durably before the add is acknowledged: a temporary file, fsync'd, renamed into place, the
+   * folder fsync'd (else a crash can leave the name pointing at nothing, or at nothing yet written).
+   * Replaces an image of another type with the same id.
+   */
   async put(id: string, bytes: Uint8Array, type: ImageType): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     const dest = this.file(id, type);
     const tmp = path.join(this.dir, `.${id}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    await fsp.writeFile(tmp, bytes);
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsp.rename(tmp, dest);
     for (const t of Object.keys(CONTENT_TYPES) as ImageType[]) if (t !== type) await fsp.rm(this.file(id, t), { force: true });
+    await syncDir(this.dir);
   }
 
   /** Path and type of the stored image, or null. */
@@ -88,8 +102,10 @@ export class ImageStore {
 export interface UriPolicy {
   /** Local paths and file:// URIs are read only inside this folder; undefined: never. */
   allowedRoot?: string;
-  /** Fetch http(s) URIs (default true). */
+  /** Fetch http(s) URIs (default false). */
   allowRemote?: boolean;
+  /** Addresses remote fetches may reach although private or loopback (tests, a known internal host). */
+  allowAddresses?: readonly string[];
   maxBytes: number;
 }
 
@@ -98,7 +114,7 @@ export async function readImageUri(uri: string, field: string, policy: UriPolicy
   try {
     const r = await readImageSource(uri, {
       local: policy.allowedRoot ? { root: policy.allowedRoot } : false,
-      remote: policy.allowRemote === false ? false : { timeoutMs: 15_000 },
+      remote: policy.allowRemote ? { timeoutMs: 10_000, publicOnly: policy.allowAddresses ? { allowAddresses: policy.allowAddresses } : {} } : false,
       maxBytes: policy.maxBytes,
     });
     return { bytes: r.bytes, type: r.type };
@@ -112,10 +128,13 @@ export async function readImageUri(uri: string, field: string, policy: UriPolicy
  * large, 415 not an image, 422 an image that cannot be read. */
 function httpErrorOf(err: ImageError, uri: string, field: string, policy: UriPolicy): HttpError {
   const shown = JSON.stringify(uri.length > 80 ? uri.slice(0, 80) : uri);
+  const kind = imageSourceKind(uri);
+  // One answer for every failed fetch (refused address, 404, timeout, not an image), so the fetch
+  // cannot be used to probe what answers where; the detail stays in err for the log.
+  if (kind === 'http' && policy.allowRemote) return new HttpError(422, 'unprocessable', `${field}: ${new RemoteFetchError('').message}`);
   switch (err.kind) {
     case 'refused': {
-      const kind = imageSourceKind(uri);
-      if (kind === 'http') return badRequest(`${field}: http(s) URIs are disabled on this server; upload the image or send a data: URI`);
+      if (kind === 'http') return badRequest(`${field}: http(s) URIs are off on this server (start it with --allow-remote-uris); upload the image or send a data: URI`);
       if (kind === 'file' && !policy.allowedRoot)
         return badRequest(`${field}: local file URIs are disabled on this server (start it with --allow-root DIR); upload the image or send a data: URI`);
       if (kind === 'file') return badRequest(`${field}: ${shown} is outside the allowed root`);

@@ -80,6 +80,8 @@ export async function loadServeModel(spec: string, opts: LoadModelOptions = {}):
 export interface EncoderOptions {
   maxBatch?: number;
   maxWaitMs?: number;
+  /** Turns request images into what the model is given (the server decodes them off the event loop). */
+  prepareImages?: (images: readonly Uint8Array[], model: LoadedModel) => Promise<Uint8Array[]>;
 }
 
 /** Split an [n, dim] matrix into L2-normalised rows. */
@@ -92,8 +94,10 @@ function rows(m: Float32Array, dim: number): Float32Array[] {
 export class Encoder {
   private readonly textBatcher: MicroBatcher<string, Float32Array>;
   private readonly imageBatcher: MicroBatcher<Uint8Array, Float32Array>;
+  private readonly prepare: EncoderOptions['prepareImages'];
 
   constructor(readonly model: LoadedModel, readonly role: 'primary' | 'compare', metrics: ServerMetrics, opts: EncoderOptions = {}) {
+    this.prepare = opts.prepareImages;
     const count = (modality: 'text' | 'image') => (n: number) => {
       metrics.encoderCalls.inc({ model: role, modality });
       metrics.encodeItems.inc({ model: role, modality }, n);
@@ -116,8 +120,8 @@ export class Encoder {
     return this.textBatcher.submitAll(texts);
   }
 
-  images(images: readonly Uint8Array[]): Promise<Float32Array[]> {
-    return this.imageBatcher.submitAll(images);
+  async images(images: readonly Uint8Array[]): Promise<Float32Array[]> {
+    return this.imageBatcher.submitAll(this.prepare ? await this.prepare(images, this.model) : images);
   }
 
   /** Encoder runs so far (texts + images). */

@@ -18,6 +18,12 @@ export interface ApiLimits {
   maxItems: number;
   /** Most texts in one /encode request (default 256). */
   maxTexts: number;
+  /** All uploaded / fetched image bytes of one request together (default 32 MiB). */
+  maxRequestBytes: number;
+  /** Largest width × height of one image, read from its header before decoding (default 4096² ≈ 16.8 Mpx). */
+  maxImagePixels: number;
+  /** Width × height of all images of one request together (default 64 Mpx). */
+  maxRequestPixels: number;
 }
 
 export const DEFAULT_LIMITS: ApiLimits = {
@@ -27,6 +33,9 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxUploadBytes: 10 * 1024 * 1024,
   maxItems: 64,
   maxTexts: 256,
+  maxRequestBytes: 32 * 1024 * 1024,
+  maxImagePixels: 4096 * 4096,
+  maxRequestPixels: 64 * 1024 * 1024,
 };
 
 type Schema = Record<string, unknown>;
@@ -41,7 +50,7 @@ const error: Schema = {
       properties: {
         code: {
           type: 'string',
-          enum: ['bad_request', 'invalid_json', 'query_too_long', 'unauthorized', 'not_found', 'needs_reindex', 'payload_too_large', 'unsupported_media_type', 'unprocessable', 'internal'],
+          enum: ['bad_request', 'invalid_json', 'query_too_long', 'unauthorized', 'forbidden', 'not_found', 'needs_reindex', 'payload_too_large', 'unsupported_media_type', 'unprocessable', 'internal'],
         },
         message: { type: 'string' },
       },

@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { Metadata } from '../search/index_types.js';
+import { metadataProblem } from '../search/prepare.js';
 import type { Catalog, NewItem, Role } from './catalog.js';
 import { badRequest, notFound } from './http_errors.js';
 import { checkId, CONTENT_TYPES, isSafeId, newId } from './images.js';
@@ -11,7 +12,7 @@ import type { ImageType, UriPolicy } from './images.js';
 import type { Encoder } from './models.js';
 import { jsonBodies } from './openapi.js';
 import type { ApiLimits } from './openapi.js';
-import { jsonField, readBody, readUris } from './request_body.js';
+import { checkImageBudget, jsonField, readBody, readUris } from './request_body.js';
 
 export interface ApiContext {
   catalog: Catalog;
@@ -37,6 +38,12 @@ export function rankScores(cosines: readonly number[], scale = 100): number[] {
   return e.map((x) => x / z);
 }
 
+/** 400 when metadata is too deep, too large or no object. */
+export function checkMetadata(m: unknown, field: string): void {
+  const bad = m === undefined ? null : metadataProblem(m);
+  if (bad) throw badRequest(`${field}: ${bad}`);
+}
+
 export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const bodies = jsonBodies(ctx.limits);
   const encoder = (role: Role | undefined): Encoder => {
@@ -49,13 +56,14 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
 
   app.post('/encode', { schema: jsonSchema(bodies.encode) }, async (req) => {
-    const body = await readBody<{ texts?: string[]; images?: string[]; model?: Role }>(req, 'POST /encode', true);
+    const body = await readBody<{ texts?: string[]; images?: string[]; model?: Role }>(req, 'POST /encode', true, ctx.limits.maxRequestBytes);
     let texts: string[];
-    let images: Uint8Array[];
+    let images: { bytes: Uint8Array; type: ImageType }[];
     let role: Role | undefined;
     if (body.kind === 'json') {
       texts = body.json.texts ?? [];
-      images = (await readUris(body.json.images ?? [], 'images', ctx.uriPolicy)).map((x) => x.bytes);
+      tooMany((body.json.images ?? []).length, 'images');
+      images = await readUris(body.json.images ?? [], 'images', ctx.uriPolicy, ctx.limits.maxRequestBytes);
       role = body.json.model;
     } else {
       const t = jsonField(body.form, 'texts') ?? [];
@@ -63,27 +71,29 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (t.length > ctx.limits.maxTexts) throw badRequest(`field texts: ${t.length} texts, at most ${ctx.limits.maxTexts}`);
       if (t.some((x: string) => x.length > ctx.limits.maxQueryChars)) throw badRequest(`field texts: a text is longer than ${ctx.limits.maxQueryChars} characters`);
       texts = t as string[];
-      images = body.form.files.map((f) => f.bytes);
+      images = body.form.files;
       const m = body.form.fields['model'];
       if (m !== undefined && m !== 'primary' && m !== 'compare') throw badRequest(`field model: 'primary' or 'compare', got ${JSON.stringify(m)}`);
       role = m as Role | undefined;
     }
     if (texts.length + images.length === 0) throw badRequest('nothing to encode: give texts and/or images');
     tooMany(images.length, 'images');
+    checkImageBudget(images, 'images', ctx.limits);
     const enc = encoder(role);
-    const [te, ie] = await Promise.all([enc.texts(texts), enc.images(images)]);
+    const [te, ie] = await Promise.all([enc.texts(texts), enc.images(images.map((i) => i.bytes))]);
     return { embeddings: [...te, ...ie].map(toArray), dim: enc.dim, model: enc.id, counts: { texts: texts.length, images: images.length } };
   });
 
   app.post('/rank', { schema: jsonSchema(bodies.rank) }, async (req) => {
-    const body = await readBody<{ text: string; images: string[]; model?: Role }>(req, 'POST /rank', true);
+    const body = await readBody<{ text: string; images: string[]; model?: Role }>(req, 'POST /rank', true, ctx.limits.maxRequestBytes);
     let text: string;
-    let cands: { bytes: Uint8Array; label: { uri: string } | { filename: string } }[];
+    let cands: { bytes: Uint8Array; type: ImageType; label: { uri: string } | { filename: string } }[];
     let role: Role | undefined;
     if (body.kind === 'json') {
       text = body.json.text;
-      const read = await readUris(body.json.images, 'images', ctx.uriPolicy);
-      cands = read.map((r, i) => ({ bytes: r.bytes, label: { uri: body.json.images[i]! } }));
+      tooMany(body.json.images.length, 'images');
+      const read = await readUris(body.json.images, 'images', ctx.uriPolicy, ctx.limits.maxRequestBytes);
+      cands = read.map((r, i) => ({ bytes: r.bytes, type: r.type, label: { uri: body.json.images[i]! } }));
       role = body.json.model;
     } else {
       const t = body.form.fields['text'];
@@ -91,12 +101,13 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (t.length > ctx.limits.maxQueryChars) throw badRequest(`field text: longer than ${ctx.limits.maxQueryChars} characters`);
       text = t;
       if (body.form.files.length === 0) throw badRequest('no images: upload one or more image files to rank');
-      cands = body.form.files.map((f) => ({ bytes: f.bytes, label: { filename: f.filename } }));
+      cands = body.form.files.map((f) => ({ bytes: f.bytes, type: f.type, label: { filename: f.filename } }));
       const m = body.form.fields['model'];
       if (m !== undefined && m !== 'primary' && m !== 'compare') throw badRequest(`field model: 'primary' or 'compare', got ${JSON.stringify(m)}`);
       role = m as Role | undefined;
     }
     tooMany(cands.length, 'images');
+    checkImageBudget(cands, 'images', ctx.limits);
     const enc = encoder(role);
     const [[q], ims] = await Promise.all([enc.texts([text]), enc.images(cands.map((c) => c.bytes))]);
     const cos = ims.map((v) => dot(q!, v));
@@ -113,13 +124,20 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/index', async () => indexStatus());
 
   app.post('/index', { schema: jsonSchema(bodies.index) }, async (req, reply) => {
-    const body = await readBody<{ items: { uri: string; id?: string; metadata?: Metadata }[] }>(req, 'POST /index', true);
+    const body = await readBody<{ items: { uri: string; id?: string; metadata?: Metadata }[] }>(req, 'POST /index', true, ctx.limits.maxRequestBytes);
     let items: NewItem[];
     if (body.kind === 'json') {
+      // Everything about the items is checked before a URI is fetched or a byte is written.
+      body.json.items.forEach((it, i) => {
+        if (it.id !== undefined) checkId(it.id, `items[${i}].id`);
+        checkMetadata(it.metadata, `items[${i}].metadata`);
+      });
+      tooMany(body.json.items.length, 'items');
       const read = await readUris(
         body.json.items.map((i) => i.uri),
         'items',
         ctx.uriPolicy,
+        ctx.limits.maxRequestBytes,
       );
       items = body.json.items.map((it, i) => ({
         id: it.id !== undefined ? checkId(it.id, `items[${i}].id`) : newId(),
@@ -137,6 +155,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (meta !== undefined && !isObj(meta) && !(Array.isArray(meta) && meta.length === files.length && meta.every((m) => m === null || isObj(m))))
         throw badRequest(`field metadata: a JSON object (for every file) or an array of ${files.length} objects (one per file, in order)`);
       if (ids !== undefined && !(Array.isArray(ids) && ids.length === files.length)) throw badRequest(`field ids: a JSON array of ${files.length} ids (one per file, in order)`);
+      (Array.isArray(meta) ? meta : [meta]).forEach((m, i) => checkMetadata(m ?? undefined, Array.isArray(meta) ? `field metadata[${i}]` : 'field metadata'));
       items = files.map((f, i) => {
         const m = Array.isArray(meta) ? meta[i] : meta;
         return {
@@ -147,6 +166,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
         };
       });
     }
+    checkImageBudget(items, 'items', ctx.limits);
     const seen = new Set<string>();
     for (const it of items) {
       if (seen.has(it.id)) throw badRequest(`id ${JSON.stringify(it.id)} appears twice in one request`);

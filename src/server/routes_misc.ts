@@ -5,7 +5,8 @@ import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { RunStore } from '../runs/store.js';
 import type { RunRecord } from '../runs/store.js';
-import { notFound } from './http_errors.js';
+import { NAME_RE } from '../runs/names.js';
+import { badRequest, notFound } from './http_errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Encoder } from './models.js';
 import { openApiDocument } from './openapi.js';
@@ -59,9 +60,11 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: MiscContext): void
   app.get('/api/runs', async () => ({ runs: RunStore.open(ctx.home).list().map(runSummary) }));
 
   app.get<{ Params: { name: string } }>('/api/runs/:name/metrics', async (req) => {
+    if (!NAME_RE.test(req.params.name)) throw badRequest(`name: run names are 1–100 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, got ${JSON.stringify(req.params.name.slice(0, 120))}`);
     const store = RunStore.open(ctx.home);
     const rec = store.find(req.params.name);
-    if (!rec) throw notFound(`no run named ${JSON.stringify(req.params.name)} in ${store.home}`);
+    // The message names the run only: the server's paths are nobody's business.
+    if (!rec) throw notFound(`no run named ${JSON.stringify(req.params.name)}`);
     const epochs = store.metrics(rec.name).map((e) => ({ epoch: e.epoch, values: Object.fromEntries(Object.entries(e.values).map(([k, v]) => [k, finite(v)])) }));
     return { name: rec.name, status: rec.status, epochs };
   });

@@ -21,10 +21,16 @@ import { DEFAULT_LIMITS } from './openapi.js';
 import type { ApiLimits } from './openapi.js';
 import { registerApiRoutes } from './routes_api.js';
 import { registerMiscRoutes } from './routes_misc.js';
+import { originGuard } from './origin_guard.js';
+import { DecodePool } from './decode_pool.js';
+import { readFolderConfig } from '../models/clip/checkpoint.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import type { IndexOpener } from './index_open.js';
 import { storeHome } from '../data/store.js';
+import { claimIndexRoot } from '../search/index_root.js';
+import type { IndexLock } from '../search/index_lock.js';
+import { resolveIndexSpec } from '../search/open_index.js';
 
 export type { IndexOpener } from './index_open.js';
 
@@ -51,10 +57,14 @@ export interface ServeOptions {
   port?: number;
   /** Allow this origin cross-origin requests (CORS is off by default). */
   cors?: string;
+  /** Without a token, the Host names (besides the listening host and loopback) the server answers to. */
+  allowedHosts?: string[];
   /** Local image paths / file:// URIs in requests are read only inside this folder (default: never). */
   allowRoot?: string;
-  /** Fetch http(s) image URIs in requests (default true). */
+  /** Fetch http(s) image URIs in requests (default false); only public addresses are fetched. */
   allowRemoteUris?: boolean;
+  /** Addresses remote fetches may reach although loopback or private (a known internal image host, tests). */
+  remoteAllowAddresses?: string[];
   limits?: Partial<ApiLimits>;
   /** $CLIPFIT_HOME: model cache, run store, indexes. */
   home?: string;
@@ -76,6 +86,10 @@ export interface ClipfitServer {
   catalog: Catalog;
   metrics: ServerMetrics;
   encoders: { primary: Encoder; compare?: Encoder };
+  /** The index folder's owner lock, held while the server runs (it records the URL once listening). */
+  indexLock: IndexLock;
+  /** The worker threads that decode request images. */
+  decodePool: DecodePool;
   close(): Promise<void>;
 }
 
@@ -84,11 +98,11 @@ export const isLoopbackHost = (host: string): boolean => LOOPBACK.has(host) || /
 
 const homeOf = (opts: ServeOptions): string => storeHome(opts.home ? { home: opts.home } : {});
 
-/** The folder of an index name or path. */
+/** The folder of an index name or path: the same one `clipfit index --index SPEC` opens. */
 export function indexDirOf(spec: string, home: string): string {
-  if (spec.includes('/') || spec.includes(path.sep) || spec.startsWith('.')) return path.resolve(spec);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(spec)) throw new ConfigError('index', `an index name is 1–128 characters of A-Z a-z 0-9 _ . -, got ${JSON.stringify(spec)}`);
-  return path.join(home, 'indexes', spec);
+  const loc = resolveIndexSpec(spec, { home });
+  if (loc.backend !== 'folder') throw new ConfigError('index', `the server keeps its index in a folder (a name or a path), got ${JSON.stringify(spec)}`);
+  return loc.dir;
 }
 
 function version(): string {
@@ -126,26 +140,29 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   const log = opts.log ?? (() => {});
   const toRelease: LoadedModel[] = [];
   const opened: VectorIndex[] = [];
+  const handed = opts.index !== undefined && typeof opts.index !== 'string';
+  const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : indexDirOf((opts.index as string | undefined) ?? 'default', home);
+  // Before any model loads: a second server, or an `index` command, already on it is refused at once.
+  const indexLock = await claimIndexRoot(dir, 'clipfit serve', handed ? dir : String(opts.index ?? 'default'));
+  const decodePool = new DecodePool();
   try {
     const primary = await loadModel(opts.model, opts);
     if (primary.owned) toRelease.push(primary.model);
     const compare = opts.compare !== undefined ? await loadModel(opts.compare, opts) : undefined;
     if (compare?.owned) toRelease.push(compare.model);
+    const batch = { ...opts.batch, prepareImages: decodeWith(decodePool, limits.maxImagePixels) };
     const encoders = {
-      primary: new Encoder(primary.model, 'primary', metrics, opts.batch),
-      ...(compare ? { compare: new Encoder(compare.model, 'compare', metrics, opts.batch) } : {}),
+      primary: new Encoder(primary.model, 'primary', metrics, batch),
+      ...(compare ? { compare: new Encoder(compare.model, 'compare', metrics, batch) } : {}),
     };
 
     const open = opts.openIndex ?? defaultIndexOpener;
-    let dir: string;
     let primaryIndex: VectorIndex;
     let compareIndex: VectorIndex | undefined;
     if (opts.index !== undefined && typeof opts.index !== 'string') {
       primaryIndex = opts.index;
-      dir = path.resolve(opts.indexDir ?? indexDirOf('default', home));
       if (compare) compareIndex = opts.compareIndex ?? (await open(layout(dir).compare, { dim: compare.model.dim, model: compare.model.id }));
     } else {
-      dir = indexDirOf(opts.index ?? 'default', home);
       primaryIndex = await open(layout(dir).primary, { dim: primary.model.dim, model: primary.model.id });
       opened.push(primaryIndex);
       if (compare) {
@@ -185,6 +202,8 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
       catalog,
       metrics,
       encoders,
+      indexLock,
+      decodePool,
       close: async () => {
         if (closed) return;
         closed = true;
@@ -194,6 +213,8 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
           await primaryIndex.flush();
           if (compareIndex && !opts.compareIndex) await compareIndex.close();
         } else await catalog.close();
+        await decodePool.close();
+        await indexLock.release();
         for (const m of toRelease) await m.release();
       },
     };
@@ -201,6 +222,8 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   } catch (err) {
     for (const ix of opened) await ix.close().catch(() => {});
     for (const m of toRelease) await m.release().catch(() => {});
+    await decodePool.close();
+    await indexLock.release();
     throw err;
   }
 }
@@ -212,6 +235,20 @@ interface AppParts {
   catalog: Catalog;
   encoders: { primary: Encoder; compare?: Encoder };
   home: string;
+}
+
+/** Images for `model`: decoded and resized to its input size in the pool, as small PNGs. */
+function decodeWith(pool: DecodePool, maxPixels: number): (images: readonly Uint8Array[], model: LoadedModel) => Promise<Uint8Array[]> {
+  const sizes = new Map<string, Promise<number>>();
+  const sizeOf = (m: LoadedModel) => {
+    let s = sizes.get(m.dir);
+    if (!s) sizes.set(m.dir, (s = readFolderConfig(m.dir).then((c) => c.config.preprocess_cfg.image_size)));
+    return s;
+  };
+  return async (images, model) => {
+    const size = await sizeOf(model);
+    return Promise.all(images.map((b) => pool.decode(b, size, maxPixels)));
+  };
 }
 
 const starts = new WeakMap<FastifyRequest, number>();
@@ -228,9 +265,11 @@ function buildApp(p: AppParts): FastifyInstance {
     limits: { fileSize: limits.maxUploadBytes, files: limits.maxItems, fields: 16, fieldSize: limits.maxJsonBytes, parts: limits.maxItems + 16 },
   });
 
+  const guard = opts.token ? undefined : originGuard({ listenHost: opts.host ?? '127.0.0.1', ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}), ...(opts.cors ? { cors: opts.cors } : {}) });
   app.addHook('onRequest', async (req, reply) => {
     starts.set(req, performance.now());
     reply.header('x-content-type-options', 'nosniff');
+    guard?.(req);
     if (opts.cors) {
       reply.header('access-control-allow-origin', opts.cors).header('vary', 'Origin');
       if (req.method === 'OPTIONS') return; // preflight: answered below, no auth
@@ -279,7 +318,7 @@ function buildApp(p: AppParts): FastifyInstance {
         .send(),
     );
 
-  const uriPolicy = { ...(opts.allowRoot ? { allowedRoot: path.resolve(opts.allowRoot) } : {}), allowRemote: opts.allowRemoteUris ?? true, maxBytes: limits.maxUploadBytes };
+  const uriPolicy = { ...(opts.allowRoot ? { allowedRoot: path.resolve(opts.allowRoot) } : {}), allowRemote: opts.allowRemoteUris ?? false, ...(opts.remoteAllowAddresses ? { allowAddresses: opts.remoteAllowAddresses } : {}), maxBytes: limits.maxUploadBytes };
   void app.register(async (scope) => {
     registerApiRoutes(scope, { catalog: p.catalog, encoders: p.encoders, limits, uriPolicy });
     registerMiscRoutes(scope, { encoders: p.encoders, limits, metrics, auth: !!opts.token, home: p.home, webRoot: opts.webRoot ?? WEB_ROOT, version: version() });
@@ -292,6 +331,7 @@ export async function serve(opts: ServeOptions): Promise<ClipfitServer & { url: 
   const server = await createServer(opts);
   try {
     const url = await server.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
+    await server.indexLock.update({ url });
     return Object.assign(server, { url });
   } catch (err) {
     await server.close();
