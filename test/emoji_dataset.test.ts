@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { registerDataCommands } from '../src/cli/commands_data.js';
+import { registerDataCommands } from '../src/app/cli/commands_data.js';
 import { loadCsv, loadJsonl, pairImage, pairText, pull, LABEL_TAG } from '../src/data/index.js';
 import {
   buildEmojiDataset, findItem, groupKey, joinEmoji, loadEmojiEvalSet, resolveEmojiPackages, scoreEmojiEvalSet, splitOf,

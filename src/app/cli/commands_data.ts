@@ -4,10 +4,10 @@
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import { datasetInfo, datasetsRoot, deleteDataset, listDatasets, loadCsv, loadFolder, loadJsonl, pull, push } from '../data/index.js';
-import type { DocumentArray } from '../data/index.js';
-import { registerEmojiBuildCommand } from '../app/datasets/emoji/command.js';
+import { ConfigError } from '../../errors.js';
+import { datasetInfo, datasetsRoot, deleteDataset, listDatasets, loadCsv, loadFolder, loadJsonl, pull, push } from '../../data/index.js';
+import type { DocumentArray } from '../../data/index.js';
+import { registerEmojiBuildCommand } from '../datasets/emoji/command.js';
 
 type Print = (line: string) => void;
 

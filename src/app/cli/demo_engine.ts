@@ -1,6 +1,6 @@
 // The engine demo: train an MLP on two spirals with clipfit's autodiff and AdamW in onnxruntime.
 
-import { trainSpirals } from '../app/examples/spirals.js';
+import { trainSpirals } from '../examples/spirals.js';
 
 export async function runEngineDemo(opts: { threads?: number; log: (line: string) => void }): Promise<void> {
   opts.log('Training a 2→64→64→2 MLP on two spirals: graph builder → grad() → AdamW, one onnxruntime run per step');

@@ -6,16 +6,16 @@
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import { encode, getModel } from '../inference/index.js';
-import type { InferenceModel } from '../inference/index.js';
-import { modelIdOf } from '../search/model_id.js';
-import { FolderIndex } from '../search/folder_index.js';
-import { claimIndexRoot, rootLayout } from '../search/index_root.js';
-import { repairFolderIndex } from '../search/repair.js';
-import { ImageStore } from '../server/images.js';
-import { openIndex, resolveIndexSpec } from '../search/open_index.js';
-import type { IndexItem, VectorIndex } from '../search/index_types.js';
+import { ConfigError } from '../../errors.js';
+import { encode, getModel } from '../../inference/index.js';
+import type { InferenceModel } from '../../inference/index.js';
+import { modelIdOf } from '../../search/model_id.js';
+import { FolderIndex } from '../../search/folder_index.js';
+import { claimIndexRoot, rootLayout } from '../../search/index_root.js';
+import { repairFolderIndex } from '../../search/repair.js';
+import { ImageStore } from '../../server/images.js';
+import { openIndex, resolveIndexSpec } from '../../search/open_index.js';
+import type { IndexItem, VectorIndex } from '../../search/index_types.js';
 
 type Print = (line: string) => void;
 

@@ -2,8 +2,8 @@
 // the server (in-flight requests finish) and the index (flushed).
 
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import { serve } from '../server/server.js';
+import { ConfigError } from '../../errors.js';
+import { serve } from '../../server/server.js';
 
 type Print = (line: string) => void;
 

@@ -2,7 +2,7 @@
 // The clipfit command line. Only the CLI and the server do user I/O.
 
 import { Command, CommanderError } from 'commander';
-import { ClipfitError } from '../errors.js';
+import { ClipfitError } from '../../errors.js';
 import { registerClipCommands } from './commands_clip.js';
 import { registerDataCommands } from './commands_data.js';
 import { registerEvalCommands } from './commands_eval.js';

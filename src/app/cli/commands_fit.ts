@@ -1,12 +1,12 @@
 // `clipfit fit` (start a run and follow it) and `clipfit artifact` (copy a run's artifact).
 
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import { getRun, startRun } from '../runs/index.js';
-import type { CallbackSpec, FitOptions, FreezeSpec } from '../train/fit_types.js';
+import { ConfigError } from '../../errors.js';
+import { getRun, startRun } from '../../runs/index.js';
+import type { CallbackSpec, FitOptions, FreezeSpec } from '../../train/fit_types.js';
 import { followRun } from './commands_runs.js';
 
 type Print = (line: string) => void;

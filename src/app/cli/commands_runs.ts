@@ -1,13 +1,13 @@
 // `clipfit runs …` and `clipfit experiments …`, and followRun for `clipfit fit`. Only the CLI prints.
 
-import { createProgress } from '../train/progress.js';
-import type { ProgressStream } from '../train/progress.js';
+import { createProgress } from '../../train/progress.js';
+import type { ProgressStream } from '../../train/progress.js';
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
-import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../runs/launch.js';
-import type { Run } from '../runs/run.js';
-import type { RunRecord } from '../runs/store.js';
+import { ConfigError } from '../../errors.js';
+import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../../runs/launch.js';
+import type { Run } from '../../runs/run.js';
+import type { RunRecord } from '../../runs/store.js';
 
 type Print = (line: string) => void;
 

@@ -1,11 +1,11 @@
 // `clipfit eval`: text-to-image retrieval metrics of any model on text–image pairs, or on labelled
 // text queries and labelled index images.
 
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/registry.js';
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
-import type { Distance } from '../eval/knn.js';
-import { evaluateModel } from '../inference/evaluate_model.js';
+import { ConfigError } from '../../errors.js';
+import type { Distance } from '../../eval/knn.js';
+import { evaluateModel } from '../../inference/evaluate_model.js';
 
 type Print = (line: string) => void;
 

@@ -1,9 +1,9 @@
 // `clipfit demo` (the main job) and `clipfit demo-engine` (the autodiff demo on two spirals).
 
 import type { Command } from 'commander';
-import { runDemo } from '../app/demo/run_demo.js';
-import { formatMetricTable } from '../app/demo/report.js';
-import { createProgress } from '../train/progress.js';
+import { runDemo } from '../demo/run_demo.js';
+import { formatMetricTable } from '../demo/report.js';
+import { createProgress } from '../../train/progress.js';
 import { runEngineDemo } from './demo_engine.js';
 
 type Print = (line: string) => void;

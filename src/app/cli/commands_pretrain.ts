@@ -1,12 +1,12 @@
 // `clipfit pretrain base`: train the shipped base CLIP from scratch (resumable; see src/app/pretrain/base.ts).
 
 import type { Command } from 'commander';
-import { pretrainBase } from '../app/pretrain/base.js';
+import { pretrainBase } from '../pretrain/base.js';
 import path from 'node:path';
-import { buildEmojiDataset } from '../app/datasets/emoji/index.js';
-import { defaultPretrainWork } from '../app/pretrain/base.js';
-import { exportBaseModel, shippedBaseDir } from '../app/pretrain/export_base.js';
-import { evaluateBase, writeModelCard } from '../app/pretrain/model_card.js';
+import { buildEmojiDataset } from '../datasets/emoji/index.js';
+import { defaultPretrainWork } from '../pretrain/base.js';
+import { exportBaseModel, shippedBaseDir } from '../pretrain/export_base.js';
+import { evaluateBase, writeModelCard } from '../pretrain/model_card.js';
 
 /** Score the exported model against its own initial weights and write MODEL_CARD.md beside it. */
 async function card(work: string, out: string): Promise<string> {
