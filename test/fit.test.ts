@@ -1,7 +1,7 @@
 // fit() end to end on the tiny fixture CLIP and a generated set of 24 pairs.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, test } from 'node:test';
@@ -140,4 +140,24 @@ test('a NaN loss fails the fit naming the step, and the last good checkpoint is 
   });
   const after = await ParamStore.fromSafetensors(ckpt);
   assert.deepEqual(after.data, before.data, 'the epoch-1 checkpoint is untouched');
+});
+
+test('resume passes over a damaged newest checkpoint for the one before it, and names every damaged one when none reads', async (t) => {
+  if (!tiny) return t.skip();
+  const opts = { ...base(), epochs: 2, callbacks: [{ type: 'TrainingCheckpoint' as const, lastKEpochs: 2 }] };
+  const full = await fit(opts);
+  const want = (await paramsOf(full.artifactDir)).data;
+  const ckpt = (e: number) => path.join(opts.workDir!, 'checkpoints', `epoch-000${e}`);
+  // A damaged disk: the newest checkpoint's parameters are cut short.
+  const p2 = path.join(ckpt(2), 'params.safetensors');
+  truncateSync(p2, statSync(p2).size - 100);
+  const logs: string[] = [];
+  const again = await fit(opts, { log: (_, m) => logs.push(m) });
+  assert.ok(logs.some((m) => m.includes('passed over the damaged checkpoint') && m.includes('epoch-0002')), logs.join('\n'));
+  assert.ok(logs.some((m) => /resumed from the checkpoint of epoch 1/.test(m)), logs.join('\n'));
+  assert.deepEqual((await paramsOf(again.artifactDir)).data, want, 'epoch 2 trained again to the same weights');
+  // Every checkpoint damaged: a clear error, and nothing trained over them.
+  writeFileSync(path.join(ckpt(1), 'state.json'), '{not json');
+  writeFileSync(path.join(ckpt(2), 'optimizer.safetensors'), 'garbage');
+  await assert.rejects(fit({ ...opts, epochs: 3 }), /no checkpoint in .*checkpoints can be read: epoch-0002 \(.*\); epoch-0001 \(/);
 });

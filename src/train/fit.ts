@@ -108,6 +108,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     if (resumed) {
       startEpoch = resumed.epoch + 1;
       history.push(...resumed.history);
+      for (const s of resumed.skipped) log('warn', `passed over the damaged checkpoint ${s.dir}: ${s.reason}`);
       log('info', `resumed from the checkpoint of epoch ${resumed.epoch}`);
     }
     const primed = startEpoch <= o.epochs ? epochBatches(startEpoch).slice(0, depth).map((b) => loadBatch(b)) : [];

@@ -1,12 +1,15 @@
 // What a run leaves on disk: epoch checkpoints (parameters, optimizer state, history) to resume
 // from, and the artifact — a model folder (open_clip layout with tokenizer files), ONNX towers
-// when asked, and metadata.json. Everything is written under a temporary name and renamed, so a
-// crash or a full disk never leaves a half-written checkpoint or artifact.
+// when asked, and metadata.json. Everything is written under a temporary name, fsync'd and renamed,
+// so a crash or a full disk never leaves a half-written checkpoint or artifact; a checkpoint that
+// cannot be read all the same (a damaged disk, a hand edit) is passed over for the one before it.
 
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { ClipfitError } from '../errors.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
+import { durableRename } from '../util/durable.js';
 import type { Optimizer } from './optim.js';
 
 type History = { epoch: number; metrics: Record<string, number> }[];
@@ -22,7 +25,7 @@ async function writeDirAtomically(dest: string, fill: (tmp: string) => Promise<v
     await fill(tmp);
     const old = existsSync(dest) ? `${tmp}.old` : null;
     if (old) await fsp.rename(dest, old);
-    await fsp.rename(tmp, dest);
+    await durableRename(tmp, dest);
     if (old) await fsp.rm(old, { recursive: true, force: true });
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true });
@@ -41,17 +44,39 @@ export async function saveCheckpoint(workDir: string, epoch: number, params: Par
   for (const d of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(path.join(workDir, CKPT, d), { recursive: true, force: true });
 }
 
-/** Restore the newest complete checkpoint into params and opt; null when there is none. */
-export async function loadCheckpoint(workDir: string, params: ParamStore, opt: Optimizer): Promise<{ epoch: number; history: History } | null> {
+export interface Resumed {
+  epoch: number;
+  history: History;
+  /** Newer checkpoints that could not be read, newest first, with why. */
+  skipped: { dir: string; reason: string }[];
+}
+
+/**
+ * Restore the newest checkpoint that reads whole into params and opt; null when there is none.
+ * Each is read and checked in full before anything is restored, so a damaged one changes nothing
+ * and the one before it is tried; when every one is damaged, an error names them all.
+ */
+export async function loadCheckpoint(workDir: string, params: ParamStore, opt: Optimizer): Promise<Resumed | null> {
   const dir = path.join(workDir, CKPT);
   if (!existsSync(dir)) return null;
-  const all = (await fsp.readdir(dir)).filter((d) => /^epoch-\d+$/.test(d)).sort();
-  const last = all.at(-1);
-  if (!last) return null;
-  const d = path.join(dir, last);
-  params.copyFrom(await ParamStore.fromSafetensors(path.join(d, 'params.safetensors')));
-  await opt.load(path.join(d, 'optimizer.safetensors'));
-  return JSON.parse(await fsp.readFile(path.join(d, 'state.json'), 'utf8'));
+  const all = (await fsp.readdir(dir)).filter((d) => /^epoch-\d+$/.test(d)).sort().reverse();
+  const skipped: Resumed['skipped'] = [];
+  for (const name of all) {
+    const d = path.join(dir, name);
+    try {
+      const p = await ParamStore.fromSafetensors(path.join(d, 'params.safetensors'));
+      if (!p.sameLayout(params)) throw new ClipfitError('its parameters do not match the model');
+      const state = JSON.parse(await fsp.readFile(path.join(d, 'state.json'), 'utf8')) as { epoch: number; history: History };
+      if (!Number.isInteger(state.epoch) || !Array.isArray(state.history)) throw new ClipfitError('state.json lacks epoch or history');
+      await opt.load(path.join(d, 'optimizer.safetensors')); // validates the whole file before it changes the optimizer
+      params.copyFrom(p);
+      return { epoch: state.epoch, history: state.history, skipped };
+    } catch (err) {
+      skipped.push({ dir: d, reason: (err as Error).message });
+    }
+  }
+  if (skipped.length) throw new ClipfitError(`no checkpoint in ${dir} can be read: ${skipped.map((s) => `${path.basename(s.dir)} (${s.reason})`).join('; ')}`);
+  return null;
 }
 
 export async function writeArtifact(
