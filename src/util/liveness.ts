@@ -1,5 +1,5 @@
-// Is a run's worker still there? Used on every read of a live run, so a killed worker's run does not
-// stay STARTED for ever.
+// Is a process (a run's worker, an index's owner) still there? Used on every read of a live run, so
+// a killed worker's run does not stay STARTED for ever, and by index locks to tell a dead owner.
 
 import { readFileSync } from 'node:fs';
 
