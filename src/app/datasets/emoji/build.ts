@@ -14,7 +14,7 @@ import { ConfigError } from '../../../errors.js';
 import { emojibaseLabels, joinEmoji } from './join.js';
 import type { EmojiItem, EmojiJoinStats } from './join.js';
 import { EMOJI_PACKAGES, EMOJI_STYLES, resolveEmojiPackages, SHIFTED_STYLES, TRAIN_STYLES } from './packages.js';
-import type { EmojiPackageRole, EmojiStyle, ResolveOptions } from './packages.js';
+import type { EmojiPackageRole, EmojiStyle, EmojiResolveOptions } from './packages.js';
 import { mapPool, rasteriseTo } from './rasterise.js';
 import { DEFAULT_TRAIN_PERCENT, splitItems } from './split.js';
 import type { EmojiSplit } from './split.js';
@@ -36,7 +36,7 @@ export interface EmojiBuildProgress {
   total: number;
 }
 
-export interface EmojiBuildOptions extends ResolveOptions {
+export interface EmojiBuildOptions extends EmojiResolveOptions {
   /** Output folder (created); keep it outside the repository or gitignored. */
   out: string;
   /** Image side in pixels (default 64, the emoji-datasource PNG size). */

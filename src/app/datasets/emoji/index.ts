@@ -9,7 +9,7 @@ export type { EmojiEvalSet, EmojiIndexSet } from './eval_set.js';
 export { emojibaseLabels, findItem, joinEmoji } from './join.js';
 export type { EmojiItem, EmojiJoin, EmojiJoinStats } from './join.js';
 export { EMOJI_PACKAGES, EMOJI_STYLES, resolveEmojiPackages, SHIFTED_STYLES, TRAIN_STYLES } from './packages.js';
-export type { EmojiPackage, EmojiPackageDirs, EmojiStyle, ResolveOptions } from './packages.js';
+export type { EmojiPackage, EmojiPackageDirs, EmojiStyle, EmojiResolveOptions } from './packages.js';
 export { pushEmojiDataset } from './push.js';
 export type { EmojiPushOptions } from './push.js';
 export { DEFAULT_TRAIN_PERCENT, splitBucket, splitItems, splitOf } from './split.js';

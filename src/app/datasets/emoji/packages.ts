@@ -76,7 +76,7 @@ export interface EmojiPackageDirs {
   versions: Record<EmojiPackageRole, string>;
 }
 
-export interface ResolveOptions {
+export interface EmojiResolveOptions {
   /** A node_modules-like folder holding the packages (default: Node's resolution from this module). */
   packagesDir?: string;
 }
@@ -84,7 +84,7 @@ export interface ResolveOptions {
 const require = createRequire(import.meta.url);
 
 /** The folder of one package; MissingPackageError names the package and how to install it. */
-export function resolvePackageDir(pkg: EmojiPackage, opts: ResolveOptions = {}): string {
+export function resolvePackageDir(pkg: EmojiPackage, opts: EmojiResolveOptions = {}): string {
   if (opts.packagesDir !== undefined) {
     const dir = path.join(path.resolve(opts.packagesDir), pkg.name);
     if (!existsSync(path.join(dir, 'package.json'))) throw new MissingPackageError(pkg.name, pkg.version, `not found in ${path.resolve(opts.packagesDir)}`);
@@ -98,7 +98,7 @@ export function resolvePackageDir(pkg: EmojiPackage, opts: ResolveOptions = {}):
 }
 
 /** All four packages' folders; the first one missing throws. */
-export async function resolveEmojiPackages(opts: ResolveOptions = {}): Promise<EmojiPackageDirs> {
+export async function resolveEmojiPackages(opts: EmojiResolveOptions = {}): Promise<EmojiPackageDirs> {
   const dirs = {} as Record<EmojiPackageRole, string>;
   const versions = {} as Record<EmojiPackageRole, string>;
   for (const pkg of Object.values(EMOJI_PACKAGES)) {
