@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
 import { directionPrefix } from '../eval/metric_names.js';
+import { FIT_DEFAULTS } from './fit_defaults.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
@@ -91,7 +92,7 @@ export class EvaluationCallback extends Callback {
       indexEmbeddings: x.data,
       indexLabels: index.labels,
       indexIds: index.ids,
-      limit: this.spec.limit ?? 20,
+      limit: this.spec.limit ?? FIT_DEFAULTS.evalLimit,
       distance: this.spec.distance ?? 'cosine',
       excludeSelf: this.spec.excludeSelf ?? false,
       prefix: directionPrefix(qm, im),

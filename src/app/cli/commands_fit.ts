@@ -1,11 +1,12 @@
 // `clipfit fit` (start a run and follow it) and `clipfit artifact` (copy a run's artifact).
 
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { getRun, startRun } from '../../runs/index.js';
+import { DEFAULT_EXPERIMENT } from '../../runs/store.js';
+import { FIT_DEFAULTS as D } from '../../train/fit_defaults.js';
 import type { CallbackSpec, FitOptions, FreezeSpec } from '../../train/fit_types.js';
 import { followRun } from './commands_runs.js';
 
@@ -22,24 +23,23 @@ function freezeOf(v: string | boolean | undefined): FreezeSpec | undefined {
   return { allButLast: n };
 }
 
-interface FitFlags {
+/** 1e-5, not 0.00001. */
+const sci = (v: number): string => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential() : String(v));
+
+/** fit options given as flags under their FitOptions names, as they are. */
+const SAME_NAME = ['model', 'trainData', 'evalData', 'valSplit', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'scheduler', 'labelAwareLoss', 'runName'] as const;
+const SAME_NAME_LATE = ['device', 'numWorkers', 'toOnnx', 'seed', 'shuffle', 'maxGradNorm', 'skipBadRows', 'tokenizer'] as const;
+
+/** What commander parses: the FitOptions given flag for flag, and the flags that fold into nested
+ * options and callbacks or only steer the command. */
+type FitFlags = Partial<Pick<FitOptions, (typeof SAME_NAME)[number] | (typeof SAME_NAME_LATE)[number]>> & {
   config?: string;
-  model?: string;
-  trainData?: string;
-  evalData?: string;
-  valSplit?: number;
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  optimizer?: string;
   betas?: string;
   eps?: number;
   weightDecay?: number;
   weightDecayExclude?: string;
-  scheduler?: string;
   warmupSteps?: number;
   stepOn?: string;
-  labelAwareLoss?: boolean;
   freezeImage?: string | boolean;
   freezeText?: string | boolean;
   evalQueryData?: string;
@@ -49,19 +49,10 @@ interface FitFlags {
   earlyStopping?: string;
   bestModelCheckpoint?: string;
   checkpointLastK?: number;
-  runName?: string;
   experiment?: string;
-  device?: string;
-  numWorkers?: number;
-  toOnnx?: boolean;
-  seed?: number;
-  shuffle?: boolean;
-  maxGradNorm?: number;
-  skipBadRows?: boolean;
-  tokenizer?: string;
   detach?: boolean;
   wait?: boolean;
-}
+};
 
 /** FitOptions from a JSON config file (if any) overridden by the flags given. */
 export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
@@ -76,26 +67,11 @@ export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
   const set = <K extends keyof FitOptions>(k: K, v: FitOptions[K] | undefined) => {
     if (v !== undefined) base[k] = v;
   };
-  set('model', f.model);
-  set('trainData', f.trainData);
-  set('evalData', f.evalData);
-  set('valSplit', f.valSplit);
-  set('epochs', f.epochs);
-  set('batchSize', f.batchSize);
-  set('learningRate', f.learningRate);
-  set('optimizer', f.optimizer as FitOptions['optimizer']);
-  set('scheduler', f.scheduler as FitOptions['scheduler']);
-  set('labelAwareLoss', f.labelAwareLoss);
-  set('runName', f.runName);
+  for (const k of SAME_NAME) set(k, f[k]);
   set('experimentName', f.experiment);
-  set('device', f.device as FitOptions['device']);
-  set('numWorkers', f.numWorkers);
-  set('toOnnx', f.toOnnx);
-  set('seed', f.seed);
+  for (const k of SAME_NAME_LATE) if (k !== 'shuffle') set(k, f[k]);
+  // --no-shuffle: commander sets shuffle true unless it is given, so only false is a choice.
   if (f.shuffle === false) base.shuffle = false;
-  set('maxGradNorm', f.maxGradNorm);
-  set('skipBadRows', f.skipBadRows);
-  set('tokenizer', f.tokenizer);
   const oo = { ...(base.optimizerOptions ?? {}) };
   if (f.betas) {
     const b = f.betas.split(',').map(Number);
@@ -139,37 +115,37 @@ export function registerFitCommands(program: Command, print: Print): void {
     .command('fit')
     .description('Fine-tune a CLIP model as a run that lives on after this command exits; follows its log')
     .option('--config <file.json>', 'fit options as JSON (FitOptions); flags override it')
-    .option('--model <model>', `model folder or name::tag (default ${DEFAULT_MODEL})`)
+    .option('--model <model>', `model folder or name::tag (default ${D.model})`)
     .option('--train-data <data>', 'CSV, JSONL, image folder with .txt captions, or dataset:NAME[@vN]')
     .option('--eval-data <data>', 'data for val_loss')
     .option('--val-split <fraction>', 'hold out this fraction of the training data for val_loss', num)
-    .option('--epochs <n>', 'epochs (default 5)', int)
-    .option('--batch-size <n>', 'batch size (default 32)', int)
-    .option('--learning-rate <lr>', 'learning rate (default 1e-5)', num)
-    .option('--optimizer <name>', 'adamw (default), adam or sgd')
-    .option('--betas <b1,b2>', 'Adam betas (default 0.9,0.98)')
-    .option('--eps <eps>', 'Adam epsilon (default 1e-6)', num)
-    .option('--weight-decay <wd>', 'weight decay (default 0.2 for adamw)', num)
+    .option('--epochs <n>', `epochs (default ${D.epochs})`, int)
+    .option('--batch-size <n>', `batch size (default ${D.batchSize})`, int)
+    .option('--learning-rate <lr>', `learning rate (default ${sci(D.learningRate)})`, num)
+    .option('--optimizer <name>', `adamw, adam or sgd (default ${D.optimizer})`)
+    .option('--betas <b1,b2>', `Adam betas (default ${D.betas.join(',')})`)
+    .option('--eps <eps>', `Adam epsilon (default ${sci(D.eps)})`, num)
+    .option('--weight-decay <wd>', `weight decay (default ${D.weightDecay.adamw} for adamw, ${D.weightDecay.adam} otherwise)`, num)
     .option('--weight-decay-exclude <rule>', "'default' (gains, biases, logit_scale), 'none', or comma-separated name parts")
-    .option('--scheduler <name>', 'constant (default), linear or cosine')
+    .option('--scheduler <name>', `constant, linear or cosine (default ${D.scheduler})`)
     .option('--warmup-steps <n>', 'linear warm-up steps', int)
-    .option('--step-on <when>', 'step the schedule per batch (default) or epoch')
+    .option('--step-on <when>', `step the schedule per batch or epoch (default ${D.stepOn})`)
     .option('--label-aware-loss', 'pairs sharing a label in a batch are positives, not false negatives')
     .option('--freeze-image [lastN]', 'lock the image tower (all but its last N blocks when N is given)')
     .option('--freeze-text [lastN]', 'lock the text tower (all but its last N blocks when N is given)')
     .option('--eval-query-data <data>', 'EvaluationCallback: the queries: pairs (their captions) or labelled texts (a text,label CSV, JSONL)')
     .option('--eval-index-data <data>', 'EvaluationCallback: what is searched: pairs (their images) or labelled images (an image,label CSV, JSONL)')
-    .option('--eval-limit <n>', 'EvaluationCallback: matches per query (default 20)', int)
+    .option('--eval-limit <n>', `EvaluationCallback: matches per query (default ${D.evalLimit})`, int)
     .option('--wise-ft <alpha>', 'WiSEFTCallback: merge with the pretrained weights at the end', num)
     .option('--early-stopping <monitor:mode:patience>', 'EarlyStopping, e.g. val_loss:min:2')
     .option('--best-model-checkpoint <monitor:mode>', 'BestModelCheckpoint, e.g. val_loss:min')
     .option('--checkpoint-last-k <n>', 'TrainingCheckpoint: keep the last N epoch checkpoints', int)
     .option('--run-name <name>', 'run name (default: generated)')
-    .option('--experiment <name>', 'experiment (default: default)')
-    .option('--device <device>', 'cpu (default) or cuda')
+    .option('--experiment <name>', `experiment (default: ${DEFAULT_EXPERIMENT})`)
+    .option('--device <device>', `cpu or cuda (default ${D.device})`)
     .option('--num-workers <n>', 'image-decoding worker threads', int)
     .option('--to-onnx', 'also export clip-text and clip-vision as ONNX in the artifact')
-    .option('--seed <n>', 'seed (default 42)', int)
+    .option('--seed <n>', `seed (default ${D.seed})`, int)
     .option('--no-shuffle', 'keep the data order')
     .option('--max-grad-norm <n>', 'clip gradients to this global norm', num)
     .option('--skip-bad-rows', 'skip and count bad CSV/JSONL rows instead of failing')
