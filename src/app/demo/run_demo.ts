@@ -86,7 +86,6 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const stepLoss: { step: number; loss: number }[] = [];
   const lossLog = path.join(work, 'fit', 'step_loss.json');
   if (existsSync(lossLog)) stepLoss.push(...(JSON.parse(readFileSync(lossLog, 'utf8')) as typeof stepLoss));
-  let prevAvg = 0;
   const fitOptions: FitOptions = {
     model: base,
     trainData: path.join(data, 'train.csv'),
@@ -106,11 +105,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const fitResult = await fit(fitOptions, {
     log: (level, m) => log(level === 'info' ? `      ${m}` : `      [${level}] ${m}`),
     progress: (p) => {
-      // The hook gives the epoch's running mean; recover this step's loss from it.
       const step = (p.epoch - 1) * p.steps + p.step;
-      const lossNow = p.step === 1 ? p.loss : p.loss * p.step - prevAvg * (p.step - 1);
-      prevAvg = p.loss;
-      if (!stepLoss.some((s) => s.step === step)) stepLoss.push({ step, loss: +lossNow.toFixed(5) });
+      if (!stepLoss.some((s) => s.step === step)) stepLoss.push({ step, loss: +p.stepLoss!.toFixed(5) });
       o.progress?.(p);
     },
     ...(o.metrics ? { metrics: o.metrics } : {}),
