@@ -40,7 +40,8 @@ export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from '
 export { imageTower, textTower, clipHead } from './models/clip/model.js';
 export { buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
 export type { EncoderGraph } from './models/clip/graphs.js';
-export { towerOnnx, writeTowerOnnx } from './models/clip/export.js';
-export type { TowerName } from './models/clip/export.js';
+export { towerFile, towerOnnx, writeTowerOnnx } from './models/clip/export.js';
+export type { TowerExportOptions, TowerName } from './models/clip/export.js';
+export { dequantizeRows, int8Hooks, quantizeRows } from './models/clip/quantize.js';
 export { knn } from './eval/knn.js';
 export type { Distance, KnnMatches } from './eval/knn.js';

@@ -26,6 +26,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
     .option('--distance <d>', 'cosine, euclidean or sqeuclidean', 'cosine')
     .option('--tokenizer <path>', 'tokenizer folder or bpe_simple_vocab_16e6.txt.gz when the model folder has none')
     .option('--onnx', "run the artifact's exported ONNX towers (clip-text/model.onnx, clip-vision/model.onnx)")
+    .option('--int8', 'int8 towers: the artifact\'s model_int8.onnx with --onnx, else the weights quantized on load')
     .option('--exclude-self', 'do not count an index row with the query’s own id')
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 32)
     .option('--device <device>', 'cpu or cuda', 'cpu')
@@ -35,7 +36,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
       'after',
       '\nA query is relevant to the index images with its finetuner_label; a pair without one, to its own image.\nLabelled data: a CSV with a header naming a label column (text,label or image,label), JSONL lines\n{"text": …, "label": …} / {"image": …, "label": …}, or Document lines with tags.finetuner_label.\n\nExamples:\n  $ clipfit eval --model ViT-B-32::openai --query-data test.csv --index-data test.csv\n  $ clipfit eval --model runs/shoes/artifact --query-data queries.jsonl --index-data index.jsonl\n  $ clipfit eval --model runs/shoes/artifact --query-data dataset:shoes-test --index-data dataset:shoes-test --json',
     )
-    .action(async (o: { model: string; queryData: string; indexData: string; limit: number; distance: string; tokenizer?: string; onnx?: boolean; excludeSelf?: boolean; batchSize: number; device: string; skipBadRows?: boolean; json?: boolean }) => {
+    .action(async (o: { model: string; queryData: string; indexData: string; limit: number; distance: string; tokenizer?: string; onnx?: boolean; int8?: boolean; excludeSelf?: boolean; batchSize: number; device: string; skipBadRows?: boolean; json?: boolean }) => {
       if (!['cosine', 'euclidean', 'sqeuclidean'].includes(o.distance)) throw new ConfigError('--distance', `must be cosine, euclidean or sqeuclidean, got ${JSON.stringify(o.distance)}`);
       if (o.device !== 'cpu' && o.device !== 'cuda') throw new ConfigError('--device', `must be cpu or cuda, got ${JSON.stringify(o.device)}`);
       const r = await evaluateModel({
@@ -46,6 +47,7 @@ export function registerEvalCommands(program: Command, print: Print): void {
         distance: o.distance as Distance,
         tokenizer: o.tokenizer,
         isOnnx: o.onnx,
+        int8: o.int8,
         excludeSelf: o.excludeSelf,
         batchSize: o.batchSize,
         device: o.device,

@@ -6,6 +6,7 @@ import type { Value } from '../../onnx/graph.js';
 import { l2Normalize } from '../../ops/index.js';
 import type { ClipModelCfg } from './config.js';
 import { imageTower, textTower } from './model.js';
+import type { TowerHooks } from './model.js';
 
 export interface EncoderGraph {
   graph: Graph;
@@ -15,11 +16,11 @@ export interface EncoderGraph {
 }
 
 /** The image tower alone: pixel_values [batch, 3, s, s] → image_embeds. */
-export function buildImageEncoder(cfg: ClipModelCfg, normalize = false): EncoderGraph {
+export function buildImageEncoder(cfg: ClipModelCfg, normalize = false, hooks: TowerHooks = {}): EncoderGraph {
   const g = new Graph('clip_vision');
   const s = cfg.vision_cfg.image_size;
   const input = g.input('pixel_values', 'float32', ['batch', 3, s, s]);
-  const f = imageTower(g, cfg, input).features;
+  const f = imageTower(g, cfg, input, hooks).features;
   const output = normalize ? l2Normalize(f, 1) : f;
   g.rename(output, 'image_embeds');
   g.output(output);
@@ -27,10 +28,10 @@ export function buildImageEncoder(cfg: ClipModelCfg, normalize = false): Encoder
 }
 
 /** The text tower alone: input_ids int64 [batch, seq ≤ context_length] → text_embeds. */
-export function buildTextEncoder(cfg: ClipModelCfg, normalize = false): EncoderGraph {
+export function buildTextEncoder(cfg: ClipModelCfg, normalize = false, hooks: TowerHooks = {}): EncoderGraph {
   const g = new Graph('clip_text');
   const input = g.input('input_ids', 'int64', ['batch', 'seq']);
-  const f = textTower(g, cfg, input).features;
+  const f = textTower(g, cfg, input, hooks).features;
   const output = normalize ? l2Normalize(f, 1) : f;
   g.rename(output, 'text_embeds');
   g.output(output);
