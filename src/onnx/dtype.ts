@@ -1,5 +1,7 @@
 // Element types the IR knows, with their ONNX TensorProto.DataType codes and typed-array views.
 
+import { ConfigError } from '../errors.js';
+
 export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8';
 
 export const ONNX_DTYPE: Record<DType, number> = {
@@ -58,7 +60,7 @@ export function typedArrayFrom(dtype: DType, data: ArrayLike<number> | ArrayLike
     case 'int8':
       return Int8Array.from(data as ArrayLike<number>);
     case 'float16':
-      throw new Error('float16 constants must be given as a Uint16Array of raw bits');
+      throw new ConfigError('data', 'float16 constants must be given as a Uint16Array of raw bits');
   }
 }
 
