@@ -8,9 +8,11 @@
 //   npm run bench:clip -- --config tiny      the fixture's tiny CLIP (also: vitt864, the shipped base model)
 //   npm run bench:clip -- --cases train:32   a subset (kind:batch, comma-separated)
 //   npm run bench:clip -- --cases image_int8:32,text_int8:32   the int8 towers (model_int8.onnx's graph)
+//   npm run bench:clip -- --iters 3,1        timed and warm-up iterations per case (a loaded machine)
+//   npm run bench:clip -- --ort '{"memArena":false}'   onnxruntime session options for clipfit's train cases
 //
 // The train step is what fit() runs: both towers, CLIPLoss, backward, AdamW fused in place into the
-// same onnxruntime run, memory patterns off. PyTorch's train step runs the text tower on all 77
+// same onnxruntime run (the gradients stay inside the run), memory patterns off. PyTorch's train step runs the text tower on all 77
 // positions; clipfit's "train" does the same work, "train_trim" cuts the texts to the batch's
 // longest caption as fit() does (less work, so its ratio is reported apart). image_int8 / text_int8
 // run the int8 towers (int8 weights baked in, activations quantized at run time) against PyTorch's
@@ -29,14 +31,16 @@ import { buildImageEncoder, buildTextEncoder } from '../src/models/clip/graphs.j
 import { buildTrainGraph } from '../src/train/train_graph.js';
 import { ParamStore } from '../src/runtime/params.js';
 import { Session } from '../src/runtime/session.js';
-import type { Tensor } from '../src/runtime/session.js';
+import type { SessionOptions, Tensor } from '../src/runtime/session.js';
 import { AdamW } from '../src/train/optim.js';
-import { peakRssMB, randomArray, table, timeIt } from './util.js';
+import { peakRssMB, randomArray, table, timeCpu, timeIt } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASELINE = path.resolve(here, '../../shared/tools/torch-baseline');
 const CONFIG_FILES: Record<string, string> = { vitb32: 'ViT-B-32.json', tiny: 'tiny-test.json', vitt864: 'ViT-T-8-64.json' };
-const TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], image_int8: [7, 2], text_int8: [7, 2], train: [5, 2], train_trim: [5, 2] };
+/** Extra onnxruntime session options for the train cases (--ort JSON). */
+let ORT_OPTIONS: Partial<SessionOptions> = {};
+let TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], image_int8: [7, 2], text_int8: [7, 2], train: [5, 2], train_trim: [5, 2] };
 
 type Kind = 'image' | 'text' | 'image_int8' | 'text_int8' | 'train' | 'train_trim';
 interface Case {
@@ -47,6 +51,8 @@ interface Result {
   items_per_s: number;
   peak_rss_mb: number;
   tokens?: number;
+  /** clipfit's train cases: CPU seconds per step (all threads; unlike wall time, not inflated by other load on the machine). */
+  cpu_s?: number;
   /** int8 cases: cosine between the int8 and fp32 embeddings of the batch. */
   cos_mean?: number;
   cos_min?: number;
@@ -140,13 +146,13 @@ async function runOurs(cfgName: string, c: Case): Promise<Result> {
     const t = await timeIt(() => s.run({ ...feedsOf(s), input_ids: ids }), warm, timed);
     return { items_per_s: c.batch / t, peak_rss_mb: peakRssMB(), tokens: ids.shape[1]! };
   }
-  const tg = buildTrainGraph(cfg);
+  const tg = buildTrainGraph(cfg, { outputGradients: false });
   const opt = new AdamW(params, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, inPlace: true });
   const update = opt.build(tg.graph, tg.trainable, tg.grads);
-  const s = await Session.fromGraph(tg.graph, { threads: 2, memPattern: false });
+  const s = await Session.fromGraph(tg.graph, { threads: 2, memPattern: false, ...ORT_OPTIONS });
   const data = { images: pixels, texts: tokenIds(cfg, c.batch, c.kind === 'train_trim') };
-  const t = await timeIt(() => opt.runStep(s, update, params, data), warm, timed);
-  return { items_per_s: c.batch / t, peak_rss_mb: peakRssMB(), tokens: data.texts.shape[1]! };
+  const t = await timeCpu(() => opt.runStep(s, update, params, data), warm, timed);
+  return { items_per_s: c.batch / t.wallS, peak_rss_mb: peakRssMB(), tokens: data.texts.shape[1]!, cpu_s: +t.cpuS.toFixed(3) };
 }
 
 function torchPresent(): boolean {
@@ -170,7 +176,8 @@ function runTorch(cfgName: string, c: Case): Result {
 }
 
 function runOursInChild(cfgName: string, c: Case): Result {
-  const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', cfgName, `${c.kind}:${c.batch}`], {
+  const [t, w] = TIMED[c.kind]!;
+  const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', cfgName, `${c.kind}:${c.batch}`, '--iters', `${t},${w}`, '--ort', JSON.stringify(ORT_OPTIONS)], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
@@ -187,14 +194,22 @@ function parseCases(s: string): Case[] {
 
 async function main() {
   const args = process.argv.slice(2);
-  if (args[0] === '--child') {
-    console.log(JSON.stringify(await runOurs(args[1]!, parseCases(args[2]!)[0]!)));
-    return;
-  }
   const opt = (name: string) => {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
+  const iters = opt('--iters');
+  if (iters) {
+    const [t, w] = iters.split(',').map(Number);
+    if (!(t! >= 1 && w! >= 0)) throw new Error(`--iters takes timed,warm-up counts, e.g. 3,1 (got '${iters}')`);
+    TIMED = Object.fromEntries(Object.keys(TIMED).map((k) => [k, [t!, w!]]));
+  }
+  const ort = opt('--ort');
+  if (ort) ORT_OPTIONS = JSON.parse(ort) as Partial<SessionOptions>;
+  if (args[0] === '--child') {
+    console.log(JSON.stringify(await runOurs(args[1]!, parseCases(args[2]!)[0]!)));
+    return;
+  }
   const cfgName = opt('--config') ?? 'vitb32';
   if (!(cfgName in CONFIG_FILES)) throw new Error(`--config must be one of ${Object.keys(CONFIG_FILES).join(', ')}`);
   const defaults = cfgName === 'vitb32' ? 'image:32,text:32,train:16,train:32,train:64,train_trim:32' : cfgName === 'tiny' ? 'image:64,text:64,train:64' : 'image:256,text:256,train:128';
@@ -223,10 +238,11 @@ async function main() {
     json[key] = {
       clipfit_per_s: +ours.items_per_s.toFixed(2),
       clipfit_rss_mb: Math.round(ours.peak_rss_mb),
+      ...(ours.cpu_s !== undefined ? { clipfit_cpu_s_per_step: ours.cpu_s } : {}),
       ...(ours.cos_mean !== undefined ? { int8_vs_fp32_cos_mean: ours.cos_mean, int8_vs_fp32_cos_min: ours.cos_min } : {}),
       ...(ref ? { pytorch_per_s: ref.items_per_s, pytorch_rss_mb: Math.round(ref.peak_rss_mb), ratio: +ratio.toFixed(2), rss_ratio: +rssRatio.toFixed(2) } : {}),
     };
-    console.error(`${key}: clipfit ${ours.items_per_s.toFixed(2)}/s${ref ? `, PyTorch ${ref.items_per_s}/s` : ''}${cos}`);
+    console.error(`${key}: clipfit ${ours.items_per_s.toFixed(2)}/s${ours.cpu_s !== undefined ? ` (${ours.cpu_s} CPU s/step)` : ''}${ref ? `, PyTorch ${ref.items_per_s}/s` : ''}${cos}`);
   }
   console.log(`${cfgName}, random weights, 2 threads each, fp32 (int8 cases: clipfit int8 against PyTorch fp32)`);
   console.log(table(rows));

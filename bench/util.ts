@@ -22,6 +22,15 @@ export async function timeIt(fn: () => Promise<unknown>, warmup: number, iters: 
   return times[Math.floor(times.length / 2)]!;
 }
 
+/** timeIt, plus this process's mean CPU seconds (user + system, every thread) per timed call. */
+export async function timeCpu(fn: () => Promise<unknown>, warmup: number, iters: number): Promise<{ wallS: number; cpuS: number }> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const c0 = process.cpuUsage();
+  const wallS = await timeIt(fn, 0, iters);
+  const c = process.cpuUsage(c0);
+  return { wallS, cpuS: (c.user + c.system) / 1e6 / iters };
+}
+
 export function peakRssMB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }

@@ -2,7 +2,8 @@
 // nodes that lie on a path from a differentiated parameter to the loss (pruning everything else),
 // asks each op's gradient rule for its input gradients, undoes broadcasting in one place and
 // accumulates gradients of values used more than once. Backward nodes are named `<node>_Grad/…`,
-// gradients `<param>_grad`.
+// gradients `<param>_grad`. A forward value registered with recomputeInBackward() is recomputed
+// where a gradient rule first reads it (ops/recompute.ts), instead of being kept from the forward pass.
 
 import { ClipfitError, NoGradientError } from '../errors.js';
 import { isFloat } from '../onnx/dtype.js';
@@ -10,7 +11,9 @@ import type { Graph, Node, Value } from '../onnx/graph.js';
 import { identity, sum } from '../ops/elementwise.js';
 import type { GradContext } from '../ops/registry.js';
 import { getOp } from '../ops/registry.js';
-import { expand, shapeOf, zerosLike } from '../ops/shape_ops.js';
+import { expand, reshape, shapeOf, slice, zerosLike } from '../ops/shape_ops.js';
+import { mul } from '../ops/elementwise.js';
+import { recomputeOf } from '../ops/recompute.js';
 import { unbroadcast } from './unbroadcast.js';
 
 export interface GradOptions {
@@ -68,6 +71,19 @@ export function grad(loss: Value, wrt: readonly Value[], opts: GradOptions = {})
     return list[0]!;
   };
 
+  // Recomputed forward values, made once each, gated on the gradient of the first node that reads them.
+  const recomputed = new Map<Value, Value>();
+  const forward = (v: Value, gate: () => Value): Value => {
+    const r = recomputeOf(v);
+    if (!r) return v;
+    let out = recomputed.get(v);
+    if (!out) {
+      out = g.scope(`${v.name}_recompute`, () => r(gate(), (u) => forward(u, gate)));
+      recomputed.set(v, out);
+    }
+    return out;
+  };
+
   for (let k = g.nodes.length - 1; k >= 0; k--) {
     const node = g.nodes[k]!;
     if (!onPath.has(node) || !node.outputs.some((y) => dep.has(y))) continue;
@@ -84,15 +100,17 @@ export function grad(loss: Value, wrt: readonly Value[], opts: GradOptions = {})
       throw new NoGradientError(node.op, node.name, i);
     }
     const rule = def.grad;
+    let gateValue: Value | null = null;
+    const gate = (): Value => (gateValue ??= g.scope(`${node.name}_Grad/gate`, () => zeroAfter(dys.find((d): d is Value => d !== null)!)));
     const ctx: GradContext = {
       g,
       node,
       x: (i) => {
         const v = node.inputs[i];
         if (!v) throw new ClipfitError(`${node.op} node '${node.name}': gradient rule read missing input ${i}`);
-        return v;
+        return forward(v, gate);
       },
-      y: (i) => node.outputs[i]!,
+      y: (i) => forward(node.outputs[i]!, gate),
       dy: (i) => dys[i] ?? null,
       needs,
     };
@@ -121,6 +139,13 @@ export function grad(loss: Value, wrt: readonly Value[], opts: GradOptions = {})
     claimed.add(v);
     return v;
   });
+}
+
+/** 0·v[0,…,0] in v's float type: a zero that exists only once v does. */
+function zeroAfter(v: Value): Value {
+  const r = v.rank;
+  const one = r === 0 ? v : reshape(slice(v, new Array(r).fill(0), new Array(r).fill(1), [...Array(r).keys()]), []);
+  return mul(one, 0);
 }
 
 /** Add loss and gradients as the graph's outputs: [loss, ...grads]. */

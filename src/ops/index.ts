@@ -8,5 +8,7 @@ export * from './gather.js';
 export * from './matmul.js';
 export * from './nn.js';
 export * from './quantized.js';
+export { recomputeInBackward, recomputeOf } from './recompute.js';
+export type { Recompute } from './recompute.js';
 export { allOps, emit, emit1, getOp } from './registry.js';
 export type { GradContext, GradRule, OpDef } from './registry.js';

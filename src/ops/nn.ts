@@ -10,6 +10,7 @@ import type { InferContext } from './registry.js';
 import { Value, attrInt, defineOp, emit, emit1 } from './registry.js';
 import { gatherElements } from './gather.js';
 import { squeeze, unsqueeze } from './shape_ops.js';
+import { recomputeInBackward } from './recompute.js';
 
 function sameAsInput(c: InferContext) {
   const x = c.x(0);
@@ -81,14 +82,32 @@ export function layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5, axis 
   return emit('LayerNormalization', [x, gamma, beta], { axis: { i: axis }, epsilon: { f: eps } })[0]!;
 }
 
-/** GELU with erf: ½·x·(1 + erf(x/√2)). */
+/**
+ * GELU with erf: ½·x·(1 + erf(x/√2)). Its intermediates (each the size of x) and its output are
+ * recomputed from x in the backward pass: only x is kept from the forward pass.
+ */
 export function gelu(x: Value): Value {
-  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+  const half = mul(x, 0.5);
+  const scaled = mul(x, Math.SQRT1_2);
+  const onePlusErf = add(erf(scaled), 1);
+  const y = mul(half, onePlusErf);
+  recomputeInBackward(half, (gate) => mul(x, add(0.5, gate)));
+  recomputeInBackward(scaled, (gate) => mul(x, add(Math.SQRT1_2, gate)));
+  recomputeInBackward(onePlusErf, (_, get) => add(erf(get(scaled)), 1));
+  recomputeInBackward(y, (_, get) => mul(get(half), get(onePlusErf)));
+  return y;
 }
 
-/** QuickGELU (OpenAI CLIP): x·σ(1.702·x). */
+/**
+ * QuickGELU (OpenAI CLIP): x·σ(1.702·x). σ(1.702·x) and the output are recomputed from x in the
+ * backward pass (bit for bit: 1.702 + 0 is 1.702), so only x is kept from the forward pass.
+ */
 export function quickGelu(x: Value): Value {
-  return mul(x, sigmoid(mul(x, 1.702)));
+  const s = sigmoid(mul(x, 1.702));
+  const y = mul(x, s);
+  recomputeInBackward(s, (gate) => sigmoid(mul(x, add(1.702, gate))));
+  recomputeInBackward(y, (_, get) => mul(x, get(s)));
+  return y;
 }
 
 /** x / ‖x‖₂ along axis (no epsilon unless given, as OpenAI CLIP). */

@@ -63,7 +63,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
 
   // 3. The training graph with the optimizer fused in; a loss-only graph for val_loss.
   const trainable = trainableFilter(cfg, o.freeze);
-  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss });
+  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false });
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
   const opt = makeOptimizer(o, model.params, groups);
   const update = opt.build(tg.graph, tg.trainable, tg.grads);

@@ -30,6 +30,12 @@ export interface TrainGraphOptions {
   taps?: boolean;
   /** Label-aware CLIPLoss: an int64 `labels` input [batch]; pairs sharing a label are positives. */
   labelAware?: boolean;
+  /**
+   * Mark the gradients as graph outputs (default true). A graph whose optimizer update is fused in
+   * consumes them inside the run: as outputs, onnxruntime would give each one a fresh buffer every
+   * step (the size of the parameters) and copy it out to JS, for nothing.
+   */
+  outputGradients?: boolean;
 }
 
 export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {}): TrainGraph {
@@ -47,7 +53,8 @@ export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {})
   const trainable = g.params.filter((p) => (opts.trainable ? opts.trainable(p.name) : true));
   const grads = grad(loss, trainable);
   const taps = opts.taps ? { ...it.taps, ...tt.taps } : {};
-  g.output(loss, ...grads);
+  g.output(loss);
+  if (opts.outputGradients ?? true) g.output(...grads);
   if (opts.taps) g.output(...Object.values(taps), it.features, tt.features, head.imageNormalized, head.textNormalized, head.logitScaleExp, head.logitsPerImage, head.logitsPerText);
   return { graph: g, images, texts, loss, head, imageFeatures: it.features, textFeatures: tt.features, grads, trainable, taps };
 }
