@@ -2,7 +2,9 @@
 // CPU by default with every core, CUDA on request, and outputs written into caller-owned buffers
 // where given (onnxruntime-node fills pre-allocated output tensors in place).
 
+import { readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ClipfitError, RuntimeError } from '../errors.js';
 import type { DType, TypedArray } from '../onnx/dtype.js';
@@ -32,6 +34,13 @@ export interface SessionOptions {
   memPattern?: boolean;
   /** Log severity 0 (verbose) … 4 (fatal); default 3. */
   logLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Profile every node of every run: onnxruntime writes a Chrome-trace JSON named
+   * `<profilePrefix>_<timestamp>.json` when `endProfiling()` is called (or the session is released).
+   */
+  profilePrefix?: string;
+  /** Session config entries by key (onnxruntime's `session.*` keys, e.g. 'session.use_env_allocators'). */
+  configEntries?: Record<string, string>;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -90,6 +99,11 @@ export class Session {
     if (opts.optimizedModelPath) so.optimizedModelFilePath = opts.optimizedModelPath;
     if (opts.memArena !== undefined) so.enableCpuMemArena = opts.memArena;
     if (opts.memPattern !== undefined) so.enableMemPattern = opts.memPattern;
+    if (opts.profilePrefix) {
+      so.enableProfiling = true;
+      so.profileFilePrefix = opts.profilePrefix;
+    }
+    if (opts.configEntries) so.extra = { ...opts.configEntries };
     try {
       return new Session(await ort.InferenceSession.create(bytes, so), name);
     } catch (err) {
@@ -128,6 +142,26 @@ export class Session {
     const out: Record<string, Tensor> = {};
     for (const n of names) out[n] = into[n] ?? fromOrt(res[n]!);
     return out;
+  }
+
+  /**
+   * Stop profiling (a session made with `profilePrefix`) and return the trace file onnxruntime wrote:
+   * the newest `<prefix>_*.json` beside the prefix (onnxruntime-node does not return its name).
+   */
+  endProfiling(prefix: string): string {
+    try {
+      this.inner.endProfiling();
+    } catch (err) {
+      throw new RuntimeError(this.name, (err as Error).message, { cause: err });
+    }
+    const dir = path.dirname(path.resolve(prefix));
+    const base = `${path.basename(prefix)}_`;
+    const found = readdirSync(dir)
+      .filter((f) => f.startsWith(base) && f.endsWith('.json'))
+      .map((f) => path.join(dir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    if (!found[0]) throw new RuntimeError(this.name, `no profile '${base}*.json' was written in ${dir}`);
+    return found[0];
   }
 
   async release(): Promise<void> {
