@@ -13,9 +13,18 @@ import { imageInput, labelOf, pairText } from '../data/source.js';
 import type { ImagePool } from './image_pool.js';
 
 export interface Batch {
-  images: Tensor;
-  texts: Tensor;
+  docs: readonly Document[];
+  /** Absent when not asked for (a frozen image tower's features are fed instead). */
+  images?: Tensor;
+  /** Absent when not asked for. */
+  texts?: Tensor;
   labels?: Tensor;
+}
+
+/** What a batch holds besides its docs (default: both; labels follow the loader's labelAware). */
+export interface BatchParts {
+  images?: boolean;
+  texts?: boolean;
 }
 
 /** The batches of one epoch, in order; `waitS` is the time spent waiting for them so far. */
@@ -40,9 +49,9 @@ export class BatchLoader {
    * are decoded in the image workers while step k runs. A batch that fails to load fails where the
    * loop reaches it, never as an unhandled rejection while an earlier step runs.
    */
-  epoch(batches: readonly (readonly Document[])[], depth: number): EpochBatches {
+  epoch(batches: readonly (readonly Document[])[], depth: number, parts: BatchParts = {}): EpochBatches {
     const load = (docs: readonly Document[]) => {
-      const b = this.load(docs);
+      const b = this.load(docs, parts);
       b.catch(() => undefined);
       return b;
     };
@@ -69,7 +78,23 @@ export class BatchLoader {
     };
   }
 
-  async load(docs: readonly Document[]): Promise<Batch> {
+  async load(docs: readonly Document[], parts: BatchParts = {}): Promise<Batch> {
+    const b: Batch = { docs };
+    if (parts.images ?? true) b.images = await this.pixels(docs);
+    if (parts.texts ?? true) b.texts = this.model.tokenize(docs.map((d) => pairText(d)));
+    if (this.opts.labelAware) {
+      const ids = docs.map((d) => {
+        const l = labelOf(d, d.id);
+        if (!this.labelIds.has(l)) this.labelIds.set(l, this.labelIds.size);
+        return BigInt(this.labelIds.get(l)!);
+      });
+      b.labels = { dtype: 'int64', shape: [docs.length], data: BigInt64Array.from(ids) };
+    }
+    return b;
+  }
+
+  /** The batch's pixels [n, 3, s, s], decoded in the image workers the first time, then from the cache. */
+  async pixels(docs: readonly Document[]): Promise<Tensor> {
     const pp = this.model.config.preprocess_cfg;
     const per = 3 * pp.image_size * pp.image_size;
     const pixels = new Float32Array(docs.length * per);
@@ -92,22 +117,14 @@ export class BatchLoader {
       const px = this.cache.get(d);
       if (px && !missing.some(([m]) => m === d)) pixels.set(px, i * per);
     });
-    const b: Batch = {
-      images: { dtype: 'float32', shape: [docs.length, 3, pp.image_size, pp.image_size], data: pixels },
-      texts: this.model.tokenize(docs.map((d) => pairText(d))),
-    };
-    if (this.opts.labelAware) {
-      const ids = docs.map((d) => {
-        const l = labelOf(d, d.id);
-        if (!this.labelIds.has(l)) this.labelIds.set(l, this.labelIds.size);
-        return BigInt(this.labelIds.get(l)!);
-      });
-      b.labels = { dtype: 'int64', shape: [docs.length], data: BigInt64Array.from(ids) };
-    }
-    return b;
+    return { dtype: 'float32', shape: [docs.length, 3, pp.image_size, pp.image_size], data: pixels };
   }
 
   static feeds(b: Batch): Record<string, Tensor> {
-    return { images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) };
+    const f: Record<string, Tensor> = {};
+    if (b.images) f['images'] = b.images;
+    if (b.texts) f['texts'] = b.texts;
+    if (b.labels) f['labels'] = b.labels;
+    return f;
   }
 }

@@ -23,6 +23,8 @@ export interface TrainContext {
   log(level: LogLevel, message: string): void;
   /** Set to stop after this epoch (EarlyStopping). */
   stop: boolean;
+  /** Towers with no trainable parameter: their embeddings do not change during training. */
+  frozen?: { image: boolean; text: boolean };
 }
 
 export type Logs = Record<string, number>;
@@ -43,6 +45,8 @@ export class EvaluationCallback extends Callback {
   readonly spec: EvaluationSpec;
   private data: EvalSets | null = null;
   private pixels = new Map<'query' | 'index', Float32Array>();
+  /** Embeddings by role from a frozen tower, computed at the first evaluation and reused. */
+  private frozenEmbeddings = new Map<'query' | 'index', { data: Float32Array; shape: number[] }>();
 
   constructor(queryData: EvalData, indexData: EvalData, opts: Omit<EvaluationSpec, 'type' | 'queryData' | 'indexData'> = {}) {
     super();
@@ -55,6 +59,13 @@ export class EvaluationCallback extends Callback {
   }
 
   private async encode(ctx: TrainContext, tower: Tower, side: EvalSide, role: 'query' | 'index') {
+    if (!ctx.frozen?.[tower === 'clip-text' ? 'text' : 'image']) return this.encodeNow(ctx, tower, side, role);
+    let e = this.frozenEmbeddings.get(role);
+    if (!e) this.frozenEmbeddings.set(role, (e = await this.encodeNow(ctx, tower, side, role)));
+    return e;
+  }
+
+  private async encodeNow(ctx: TrainContext, tower: Tower, side: EvalSide, role: 'query' | 'index') {
     const bs = this.spec.batchSize ?? 32;
     if (tower === 'clip-text') return ctx.model.encodeTexts(side.texts, { batchSize: bs });
     let px = this.pixels.get(role);

@@ -25,6 +25,7 @@ import { ImagePool } from './image_pool.js';
 import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
+import { FeatureCache, frozenTowers } from './frozen_features.js';
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
@@ -62,8 +63,10 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   log('info', `${train.length} training pairs, ${val?.length ?? 0} validation pairs, ${stepsPerEpoch} steps per epoch`);
 
   // 3. The training graph with the optimizer fused in; a loss-only graph for val_loss.
+  // A fully frozen tower leaves the step: its features are computed once (FeatureCache) and fed in.
   const trainable = trainableFilter(cfg, o.freeze);
-  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false });
+  const frozen = o.reuseFrozenFeatures ? frozenTowers(model.params.entries, trainable) : { image: false, text: false };
+  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false, featureInputs: frozen });
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
   const opt = makeOptimizer(o, model.params, groups);
   const update = opt.build(tg.graph, tg.trainable, tg.grads);
@@ -79,10 +82,12 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const depth = Math.max(1, o.numWorkers);
   const epochBatches = (epoch: number): EpochBatches => {
     const order = o.shuffle ? seededPermutation(train.length, o.seed + epoch) : train.map((_, i) => i);
-    return loader.epoch(Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!)), depth);
+    const docs = Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!));
+    return loader.epoch(docs, depth, { images: !frozen.image, texts: !frozen.text });
   };
+  let features: FeatureCache | null = null;
 
-  const ctx: TrainContext = { model, pretrained, workDir, log, stop: false };
+  const ctx: TrainContext = { model, pretrained, workDir, log, stop: false, frozen };
   const history: { epoch: number; metrics: Record<string, number> }[] = [];
   const report = (epoch: number, metrics: Logs) => {
     history.push({ epoch, metrics });
@@ -110,6 +115,11 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
       if (Object.keys(zeroShot).length) report(0, zeroShot);
     }
 
+    if ((frozen.image || frozen.text) && startEpoch <= o.epochs) {
+      features = await timed('stepS', () => FeatureCache.build(model, loader, train, frozen, o.batchSize, depth));
+      log('info', `${[frozen.image && 'image', frozen.text && 'text'].filter(Boolean).join(' and ')} tower frozen: its features computed once for ${train.length} pairs`);
+    }
+
     // 5. Epochs.
     const started = Date.now();
     step = (startEpoch - 1) * stepsPerEpoch;
@@ -124,7 +134,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         step++;
         let loss: number;
         try {
-          const r = await timed('stepS', () => opt.runStep(session, update, model.params, BatchLoader.feeds(batch)));
+          const r = await timed('stepS', () => opt.runStep(session, update, model.params, { ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
           loss = (r.outputs['loss']!.data as Float32Array)[0]!;
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });

@@ -30,6 +30,7 @@ export const FIT_DEFAULTS = {
   /** Epoch checkpoints kept (TrainingCheckpoint's lastKEpochs). */
   keepCheckpoints: 1,
   pixelCacheMB: 1024,
+  reuseFrozenFeatures: true,
   /** EvaluationCallback: matches per query. */
   evalLimit: 20,
 } as const;

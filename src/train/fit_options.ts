@@ -85,6 +85,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     workDir: o.workDir,
     keepCheckpoints: ckpt?.lastKEpochs ?? D.keepCheckpoints,
     pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? D.pixelCacheMB),
+    reuseFrozenFeatures: o.reuseFrozenFeatures ?? D.reuseFrozenFeatures,
   };
 }
 

@@ -74,6 +74,11 @@ export interface FitOptions {
   /** Count pairs with the same label in a batch as positives instead of false negatives. */
   labelAwareLoss?: boolean;
   freeze?: { image?: FreezeSpec; text?: FreezeSpec };
+  /**
+   * A fully frozen tower's features are computed once and reused by every step and evaluation
+   * (default true); false runs the frozen tower again in every step.
+   */
+  reuseFrozenFeatures?: boolean;
   callbacks?: CallbackSpec[];
   runName?: string;
   experimentName?: string;
