@@ -20,13 +20,16 @@ export interface PgServer {
   port: number;
   /** The folder holding the unix socket. */
   socketDir: string;
-  pid: number;
   /** A new, empty database; its URL (over TCP). */
   createDatabase(name: string): Promise<string>;
   /** Run SQL as the superuser in `db` (default postgres). */
   admin<T = Record<string, unknown>>(sql: string, params?: unknown[], db?: string): Promise<T[]>;
   /** pg_terminate_backend every other connection to `db`: what a restart or network cut does to clients. */
   dropConnections(db: string): Promise<number>;
+  /** Shut the server down (fast shutdown: clients are cut off), keeping its data. */
+  halt(): Promise<void>;
+  /** Start it again after halt(), on the same port and data. */
+  resume(): Promise<void>;
   /** Stop the server (fast shutdown) and remove its folder. */
   stop(): Promise<void>;
 }
@@ -97,20 +100,8 @@ export async function startPgServer(): Promise<PgServer | null> {
   const runOpts = asUser ? { uid: asUser.uid, gid: asUser.gid } : {};
   execFileSync(path.join(bin!, 'initdb'), ['-D', data, '-U', 'clipfit', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...runOpts, stdio: 'pipe', cwd: dir });
   const port = await freePort();
-  let log = '';
-  const child: ChildProcess = spawn(
-    path.join(bin!, 'postgres'),
-    ['-D', data, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', '-c', 'dynamic_shared_memory_type=mmap', '-c', 'shared_buffers=32MB'],
-    { ...runOpts, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const onExit = () => child.kill('SIGQUIT');
-  process.once('exit', onExit);
   const url = `postgresql://clipfit@127.0.0.1:${port}/postgres`;
   const urlOf = (db: string) => `postgresql://clipfit@127.0.0.1:${port}/${db}`;
-
   const admin = async <T>(sql: string, params: unknown[] = [], db = 'postgres'): Promise<T[]> => {
     const c = new pg.Client({ connectionString: urlOf(db) });
     await c.connect();
@@ -120,22 +111,44 @@ export async function startPgServer(): Promise<PgServer | null> {
       await c.end();
     }
   };
-  // Ready when it answers a query (a few hundred ms after start).
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`postgres exited (${child.exitCode}) while starting:\n${log}`);
-    try {
-      await admin('SELECT 1');
-      break;
-    } catch (err) {
-      if (i > 300) throw new Error(`postgres did not answer in 30 s: ${(err as Error).message}\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
+
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const onExit = () => child?.kill('SIGQUIT');
+  process.once('exit', onExit);
+  const launch = async () => {
+    let log = '';
+    const c = spawn(
+      path.join(bin!, 'postgres'),
+      ['-D', data, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', '-c', 'dynamic_shared_memory_type=mmap', '-c', 'shared_buffers=32MB'],
+      { ...runOpts, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = c;
+    c.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    c.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    // Ready when it answers a query (a few hundred ms after start).
+    for (let i = 0; ; i++) {
+      if (c.exitCode !== null) throw new Error(`postgres exited (${c.exitCode}) while starting:\n${log}`);
+      try {
+        await admin('SELECT 1');
+        return;
+      } catch (err) {
+        if (i > 300) throw new Error(`postgres did not answer in 30 s: ${(err as Error).message}\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
-  }
+  };
+  const halt = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    await exited;
+    child = null;
+  };
+  await launch();
   return {
     url,
     port,
     socketDir: dir,
-    pid: child.pid!,
     async createDatabase(name) {
       await admin(`CREATE DATABASE ${name}`);
       return urlOf(name);
@@ -145,10 +158,11 @@ export async function startPgServer(): Promise<PgServer | null> {
       const rows = await admin<{ n: number }>('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db]);
       return rows[0]!.n;
     },
+    halt,
+    resume: launch,
     async stop() {
       process.off('exit', onExit);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      await exited;
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };

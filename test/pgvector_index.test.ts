@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite/vector';
 import pg from 'pg';
-import { ConfigError, UnknownVectorIdError, VectorDimensionError } from '../src/errors.js';
+import { ConfigError, IndexMismatchError, UnknownVectorIdError, VectorDimensionError } from '../src/errors.js';
 import type { IndexItem } from '../src/search/index_types.js';
 import { openIndex } from '../src/search/open_index.js';
 import { openPgVectorIndex } from '../src/search/pgvector_index.js';
@@ -44,9 +44,11 @@ interface Engine {
 let lite: PGlite;
 let server: PgServer | null = null;
 let client: pg.Client | null = null;
+let pool: pg.Pool | null = null;
 const engines: Engine[] = [
   { name: 'pglite', db: null },
   { name: 'postgres', db: null },
+  { name: 'postgres pool', db: null },
 ];
 before(async () => {
   lite = new PGlite({ extensions: { vector } });
@@ -57,11 +59,15 @@ before(async () => {
     client = new pg.Client({ connectionString: await server.createDatabase('adapter') });
     await client.connect();
     engines[1]!.db = client;
+    // A pool lends each transaction and each search its own connection: the same contract.
+    pool = new pg.Pool({ connectionString: await server.createDatabase('adapter_pool'), max: 4 });
+    engines[2]!.db = pool as unknown as SqlClient;
   }
 });
 after(async () => {
   await lite.close();
   await client?.end();
+  await pool?.end();
   await server?.stop();
 });
 
@@ -112,7 +118,7 @@ eachEngine('dimension errors, reopening, needsRebuild, clear(model), replaceAll'
   const ix = await openPgVectorIndex(db, { name: 'labels', dim: 4, model: 'm1' });
   await assert.rejects(ix.add([{ id: 'a', vector: new Float32Array(5).fill(1) }]), (e: unknown) => e instanceof VectorDimensionError && e.id === 'a' && e.expected === 4 && e.actual === 5);
   await assert.rejects(ix.search(new Float32Array(3).fill(1), 1), (e: unknown) => e instanceof VectorDimensionError && e.actual === 3);
-  await assert.rejects(openPgVectorIndex(db, { name: 'labels', dim: 8 }), (e: unknown) => e instanceof ConfigError && e.field === 'dim');
+  await assert.rejects(openPgVectorIndex(db, { name: 'labels', dim: 8 }), (e: unknown) => e instanceof IndexMismatchError && /dimension 4/.test(e.message));
   await assert.rejects(openPgVectorIndex(db, { name: 'missing' }), (e: unknown) => e instanceof ConfigError && /give dim and model/.test(e.message));
   await assert.rejects(openPgVectorIndex(db, { name: 'Bad-Name', dim: 4, model: 'm' }), (e: unknown) => e instanceof ConfigError && e.field === 'name');
   await ix.add(items(10, 4, 24));
