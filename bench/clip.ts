@@ -7,11 +7,16 @@
 //   npm run bench:clip                       ViT-B/32: encode image/text, train step at batch 16, 32, 64
 //   npm run bench:clip -- --config tiny      the fixture's tiny CLIP (also: vitt864, the shipped base model)
 //   npm run bench:clip -- --cases train:32   a subset (kind:batch, comma-separated)
+//   npm run bench:clip -- --cases image_int8:32,text_int8:32   the int8 towers (model_int8.onnx's graph)
 //
 // The train step is what fit() runs: both towers, CLIPLoss, backward, AdamW fused in place into the
 // same onnxruntime run, memory patterns off. PyTorch's train step runs the text tower on all 77
 // positions; clipfit's "train" does the same work, "train_trim" cuts the texts to the batch's
-// longest caption as fit() does (less work, so its ratio is reported apart). Last line: one JSON object.
+// longest caption as fit() does (less work, so its ratio is reported apart). image_int8 / text_int8
+// run the int8 towers (int8 weights baked in, activations quantized at run time) against PyTorch's
+// fp32 encode, and print the cosine between their embeddings and clipfit's fp32 ones on the same
+// inputs (random weights and pixels: a check that the int8 graph computes the same function, not a
+// measure of accuracy on real images). Last line: one JSON object.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,7 +24,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paramShapes, parseModelConfig } from '../src/models/clip/config.js';
 import type { ClipModelCfg } from '../src/models/clip/config.js';
-import { buildImageEncoder, buildTextEncoder, buildTrainGraph } from '../src/models/clip/graphs.js';
+import { towerOnnx } from '../src/models/clip/export.js';
+import { buildImageEncoder, buildTextEncoder } from '../src/models/clip/graphs.js';
+import { buildTrainGraph } from '../src/train/train_graph.js';
 import { ParamStore } from '../src/runtime/params.js';
 import { Session } from '../src/runtime/session.js';
 import type { Tensor } from '../src/runtime/session.js';
@@ -29,9 +36,9 @@ import { peakRssMB, randomArray, table, timeIt } from './util.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASELINE = path.resolve(here, '../../shared/tools/torch-baseline');
 const CONFIG_FILES: Record<string, string> = { vitb32: 'ViT-B-32.json', tiny: 'tiny-test.json', vitt864: 'ViT-T-8-64.json' };
-const TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], train: [5, 2], train_trim: [5, 2] };
+const TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], image_int8: [7, 2], text_int8: [7, 2], train: [5, 2], train_trim: [5, 2] };
 
-type Kind = 'image' | 'text' | 'train' | 'train_trim';
+type Kind = 'image' | 'text' | 'image_int8' | 'text_int8' | 'train' | 'train_trim';
 interface Case {
   kind: Kind;
   batch: number;
@@ -40,6 +47,23 @@ interface Result {
   items_per_s: number;
   peak_rss_mb: number;
   tokens?: number;
+  /** int8 cases: cosine between the int8 and fp32 embeddings of the batch. */
+  cos_mean?: number;
+  cos_min?: number;
+}
+
+function cosines(a: Float32Array, b: Float32Array, dim: number): { cos_mean: number; cos_min: number } {
+  const c: number[] = [];
+  for (let i = 0; i < a.length / dim; i++) {
+    let ab = 0, aa = 0, bb = 0;
+    for (let j = i * dim; j < (i + 1) * dim; j++) {
+      ab += a[j]! * b[j]!;
+      aa += a[j]! * a[j]!;
+      bb += b[j]! * b[j]!;
+    }
+    c.push(ab / Math.sqrt(aa * bb));
+  }
+  return { cos_mean: +(c.reduce((x, y) => x + y, 0) / c.length).toFixed(5), cos_min: +Math.min(...c).toFixed(5) };
 }
 
 function config(name: string): ClipModelCfg {
@@ -93,6 +117,18 @@ async function runOurs(cfgName: string, c: Case): Promise<Result> {
   const res = cfg.vision_cfg.image_size;
   const pixels: Tensor = { dtype: 'float32', shape: [c.batch, 3, res, res], data: randomArray(c.batch * 3 * res * res, 1, 7) };
   const [timed, warm] = TIMED[c.kind]!;
+  if (c.kind === 'image_int8' || c.kind === 'text_int8') {
+    const tower = c.kind === 'image_int8' ? 'clip-vision' : 'clip-text';
+    const s = await Session.fromBytes(towerOnnx(cfg, tower, (n) => params.view(n), false, { int8: true }), tower, { threads: 2 });
+    const feeds: Record<string, Tensor> = tower === 'clip-vision' ? { pixel_values: pixels } : { input_ids: tokenIds(cfg, c.batch, false) };
+    const t = await timeIt(() => s.run(feeds), warm, timed);
+    const rss = peakRssMB();
+    const q = (await s.run(feeds))[s.outputNames[0]!]!.data as Float32Array;
+    await s.release();
+    const f32 = await Session.fromGraph((tower === 'clip-vision' ? buildImageEncoder(cfg) : buildTextEncoder(cfg)).graph, { threads: 2 });
+    const r = (await f32.run({ ...feedsOf(f32), ...feeds }))[f32.outputNames[0]!]!.data as Float32Array;
+    return { items_per_s: c.batch / t, peak_rss_mb: rss, tokens: tower === 'clip-text' ? feeds['input_ids']!.shape[1]! : undefined, ...cosines(q, r, cfg.embed_dim) };
+  }
   if (c.kind === 'image') {
     const s = await Session.fromGraph(buildImageEncoder(cfg).graph, { threads: 2 });
     const t = await timeIt(() => s.run({ ...feedsOf(s), pixel_values: pixels }), warm, timed);
@@ -123,9 +159,13 @@ function torchPresent(): boolean {
 }
 
 function runTorch(cfgName: string, c: Case): Result {
-  const kind = c.kind === 'train_trim' ? 'train' : c.kind;
+  // The int8 cases are measured against PyTorch's fp32 encode.
+  const kind = c.kind === 'train_trim' ? 'train' : c.kind === 'image_int8' ? 'image' : c.kind === 'text_int8' ? 'text' : c.kind;
   const [timed, warm] = TIMED[c.kind]!;
-  const out = execFileSync(path.join(BASELINE, 'run.sh'), [`${cfgName} ${kind} ${c.batch} ${timed} ${warm}`], { encoding: 'utf8' });
+  // The baseline (BASELINE.md) was measured with OPENBLAS_CORETYPE=Haswell: OpenBLAS 0.3.21 does not
+  // know this Zen 5 CPU and otherwise falls back to generic kernels, about 3× slower (measured here).
+  const env = { ...process.env, OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? 'Haswell' };
+  const out = execFileSync(path.join(BASELINE, 'run.sh'), [`${cfgName} ${kind} ${c.batch} ${timed} ${warm}`], { encoding: 'utf8', env });
   return JSON.parse(out.trim().split('\n').at(-1)!) as Result;
 }
 
@@ -167,7 +207,15 @@ async function main() {
   for (const c of cases) {
     const ours = runOursInChild(cfgName, c);
     const ref = torch ? runTorch(cfgName, c) : null;
-    const label = c.kind === 'text' ? `encode_text (${ours.tokens} tokens)` : c.kind === 'image' ? 'encode_image' : c.kind === 'train' ? `train step (${ours.tokens} tokens)` : `train step, texts cut (${ours.tokens} tokens) vs 77`;
+    const cos = ours.cos_mean !== undefined ? `, int8 vs fp32 cos mean ${ours.cos_mean} min ${ours.cos_min}` : '';
+    const label =
+      c.kind === 'text' || c.kind === 'text_int8'
+        ? `encode_text${c.kind === 'text_int8' ? ' int8' : ''} (${ours.tokens} tokens)`
+        : c.kind === 'image' || c.kind === 'image_int8'
+          ? `encode_image${c.kind === 'image_int8' ? ' int8' : ''}`
+          : c.kind === 'train'
+            ? `train step (${ours.tokens} tokens)`
+            : `train step, texts cut (${ours.tokens} tokens) vs 77`;
     const ratio = ref ? ours.items_per_s / ref.items_per_s : NaN;
     const rssRatio = ref ? ours.peak_rss_mb / ref.peak_rss_mb : NaN;
     rows.push([label, c.batch, ref ? ref.items_per_s : '—', ours.items_per_s, ref ? ratio : '—', ref ? Math.round(ref.peak_rss_mb) : '—', Math.round(ours.peak_rss_mb), ref ? rssRatio : '—']);
@@ -175,11 +223,12 @@ async function main() {
     json[key] = {
       clipfit_per_s: +ours.items_per_s.toFixed(2),
       clipfit_rss_mb: Math.round(ours.peak_rss_mb),
+      ...(ours.cos_mean !== undefined ? { int8_vs_fp32_cos_mean: ours.cos_mean, int8_vs_fp32_cos_min: ours.cos_min } : {}),
       ...(ref ? { pytorch_per_s: ref.items_per_s, pytorch_rss_mb: Math.round(ref.peak_rss_mb), ratio: +ratio.toFixed(2), rss_ratio: +rssRatio.toFixed(2) } : {}),
     };
-    console.error(`${key}: clipfit ${ours.items_per_s.toFixed(2)}/s${ref ? `, PyTorch ${ref.items_per_s}/s` : ''}`);
+    console.error(`${key}: clipfit ${ours.items_per_s.toFixed(2)}/s${ref ? `, PyTorch ${ref.items_per_s}/s` : ''}${cos}`);
   }
-  console.log(`${cfgName}, random weights, 2 threads each, fp32`);
+  console.log(`${cfgName}, random weights, 2 threads each, fp32 (int8 cases: clipfit int8 against PyTorch fp32)`);
   console.log(table(rows));
   console.log(JSON.stringify(json));
 }

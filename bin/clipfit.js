@@ -15,8 +15,8 @@ if (major < 20 || (major === 20 && minor < 10) || major === 21) {
   process.exit(1);
 }
 
-import('../dist/cli/main.js').catch((err) => {
-  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli/main.js')) {
+import('../dist/app/cli/main.js').catch((err) => {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/app/cli/main.js')) {
     console.error('clipfit: dist/ is missing; run `npm run build` first.');
     process.exit(1);
   }

@@ -15,7 +15,7 @@ tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
 echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
 # What the CLI reads at run time must be in the tarball.
 listing="$(tar -tzf "$work/$tarball")"
-for f in bin/clipfit.js dist/cli/main.js models/ViT-T-8-64-icons/open_clip_model.safetensors \
+for f in bin/clipfit.js dist/app/cli/main.js models/ViT-T-8-64-icons/open_clip_model.safetensors \
   models/ViT-T-8-64-icons/open_clip_config.json assets/bpe_simple_vocab_16e6.txt.gz assets/LICENSE-openai-clip.txt \
   src/models/clip/configs/ViT-B-32.json src/server/web/index.html; do
   grep -qx "package/$f" <<<"$listing" || { echo "pack-smoke: $f is missing from the tarball" >&2; exit 1; }

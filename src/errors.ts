@@ -200,6 +200,13 @@ export class RunError extends ClipfitError {
   }
 }
 
+/** Training cannot go on (a NaN loss, a non-finite gradient); names the step. */
+export class FitError extends ClipfitError {
+  constructor(readonly step: number, detail: string, options?: { cause?: unknown }) {
+    super(`training failed at step ${step}: ${detail}`, options);
+  }
+}
+
 /** fit() stopped because its caller asked it to (FitHooks.shouldStop returned true): a cancel, not a
  * failure. Names where it stopped: the epoch it was in and the run's step count so far. The epochs
  * before it are checkpointed, so the run resumes from there. */

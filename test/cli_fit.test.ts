@@ -20,7 +20,7 @@ before(async () => {
 });
 
 function clipfit(args: string[]) {
-  return run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+  return run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/app/cli/main.ts'), ...args], {
     env: { ...process.env, CLIPFIT_HOME: home },
     cwd: REPO_ROOT,
   }).then(

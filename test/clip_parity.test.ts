@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import { buildTrainGraph } from '../src/models/clip/graphs.js';
-import type { TrainGraph } from '../src/models/clip/graphs.js';
+import { buildTrainGraph } from '../src/train/train_graph.js';
+import type { TrainGraph } from '../src/train/train_graph.js';
 import { ParamStore } from '../src/runtime/params.js';
 import { Session } from '../src/runtime/session.js';
 import { AdamW } from '../src/train/optim.js';

@@ -1,4 +1,4 @@
-// The demo's report folder (src/demo/report.ts): the files it writes, the terminal table, and the
+// The demo's report folder (src/app/demo/report.ts): the files it writes, the terminal table, and the
 // page in a real browser (Debian's chromium driven by playwright-core, from file://, offline): no
 // console errors, no request leaves the folder, every chart drawn, every image loaded, the
 // before/after grid complete, usable at phone width. Without /usr/bin/chromium the browser test
@@ -13,8 +13,8 @@ import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { chromium } from 'playwright-core';
-import { formatMetricTable, writeDemoReport } from '../src/demo/report.js';
-import type { DemoReport, Hit } from '../src/demo/report.js';
+import { formatMetricTable, writeDemoReport } from '../src/app/demo/report.js';
+import type { DemoReport, Hit } from '../src/app/demo/report.js';
 import { DemoReportError } from '../src/errors.js';
 
 // Code run inside the page sees the DOM; this project compiles without lib.dom.

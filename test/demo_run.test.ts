@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runDemo } from '../src/demo/run_demo.js';
+import { runDemo } from '../src/app/demo/run_demo.js';
 import { trainBpe, writeVocabMerges } from '../src/models/clip/bpe_train.js';
 import { createModelFolder } from '../src/models/clip/init.js';
 

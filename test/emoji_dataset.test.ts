@@ -10,12 +10,12 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { registerDataCommands } from '../src/cli/commands_data.js';
+import { registerDataCommands } from '../src/app/cli/commands_data.js';
 import { loadCsv, loadJsonl, pairImage, pairText, pull, LABEL_TAG } from '../src/data/index.js';
 import {
   buildEmojiDataset, findItem, groupKey, joinEmoji, loadEmojiEvalSet, resolveEmojiPackages, scoreEmojiEvalSet, splitOf,
-} from '../src/datasets/emoji/index.js';
-import type { EmojiJoin, EmojiManifest } from '../src/datasets/emoji/index.js';
+} from '../src/app/datasets/emoji/index.js';
+import type { EmojiJoin, EmojiManifest } from '../src/app/datasets/emoji/index.js';
 import { MissingPackageError } from '../src/errors.js';
 import { evaluateModel } from '../src/inference/evaluate_model.js';
 import { createModelFolder } from '../src/models/clip/init.js';

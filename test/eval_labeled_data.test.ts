@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { Command } from 'commander';
-import { registerEvalCommands } from '../src/cli/commands_eval.js';
+import { registerEvalCommands } from '../src/app/cli/commands_eval.js';
 import { Document, DocumentArray, LABEL_TAG } from '../src/data/index.js';
 import { DataError, ImageError } from '../src/errors.js';
 import type { ImageErrorKind } from '../src/errors.js';

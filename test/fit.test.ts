@@ -39,12 +39,24 @@ async function paramsOf(dir: string): Promise<ParamStore> {
 test('fit trains, evaluates zero-shot and per epoch, and writes a loadable artifact with ONNX towers', async (t) => {
   if (!tiny) return t.skip();
   const metrics: [number, Record<string, number>][] = [];
-  const progress: number[] = [];
+  const progress: { epoch: number; step: number; loss: number; stepLoss?: number }[] = [];
   const r = await fit(
     { ...base(), epochs: 3, toOnnx: true, callbacks: [{ type: 'EvaluationCallback', queryData: csv, indexData: csv, limit: 5 }] },
-    { metrics: (e, v) => metrics.push([e, v]), progress: (p) => progress.push(p.loss) },
+    { metrics: (e, v) => metrics.push([e, v]), progress: (p) => progress.push(p) },
   );
   assert.deepEqual(metrics.map(([e]) => e), [0, 1, 2, 3]);
+  // Each step reports its own loss and the epoch's running mean of them; an epoch's train_loss is their mean.
+  assert.deepEqual(progress.map((p) => `${p.epoch}:${p.step}`), ['1:1', '1:2', '1:3', '2:1', '2:2', '2:3', '3:1', '3:2', '3:3']);
+  for (const e of [1, 2, 3]) {
+    const steps = progress.filter((p) => p.epoch === e);
+    steps.forEach((p, i) => {
+      assert.ok(Number.isFinite(p.stepLoss) && p.stepLoss! > 0);
+      const mean = steps.slice(0, i + 1).reduce((a, q) => a + q.stepLoss!, 0) / (i + 1);
+      assert.ok(Math.abs(p.loss - mean) < 1e-12, `epoch ${e} step ${i + 1}: running mean ${p.loss} of step losses ${mean}`);
+    });
+    assert.ok(Math.abs(metrics[e]![1]['train_loss']! - steps.at(-1)!.loss) < 1e-12);
+  }
+  assert.ok(new Set(progress.map((p) => p.stepLoss)).size > 1, 'step losses differ');
   const name = 'clip-text-to-clip-vision_';
   for (const m of ['precision_at_k', 'recall_at_k', 'f1_score_at_k', 'hit_at_k', 'average_precision', 'reciprocal_rank', 'r_precision', 'dcg_at_k', 'ndcg_at_k'])
     assert.ok(name + m in metrics[0]![1], `zero-shot ${name + m}`);

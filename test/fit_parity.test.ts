@@ -114,7 +114,7 @@ test('clipfit fit + clipfit artifact reproduce AdamW step 1 and step 2 within 1e
   const fx = await fixtureFiles();
   const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-home-'));
   const clipfit = (args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], { env: { ...process.env, CLIPFIT_HOME: home }, cwd: REPO_ROOT }).catch(
+    run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/app/cli/main.ts'), ...args], { env: { ...process.env, CLIPFIT_HOME: home }, cwd: REPO_ROOT }).catch(
       (e: { code: number; stdout: string; stderr: string }) => assert.fail(`clipfit ${args.join(' ')} exited ${e.code}: ${e.stderr}${e.stdout}`),
     );
   const steps = [

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { DatasetError } from '../src/errors.js';
-import { buildIconCorpus, isHeldOut } from '../src/datasets/icons/corpus.js';
-import { BASE_ICON_SETS, captionOfIconName, readIconSet, readIconSetInfo } from '../src/datasets/icons/iconify.js';
+import { buildIconCorpus, isHeldOut } from '../src/app/datasets/icons/corpus.js';
+import { BASE_ICON_SETS, captionOfIconName, readIconSet, readIconSetInfo } from '../src/app/datasets/icons/iconify.js';
 import { loadCsv } from '../src/data/csv.js';
 
 test('captions drop style words and numbering so drawings of one concept share a caption', () => {

@@ -67,7 +67,7 @@ test('both paths give the reference features of the tiny CLIP (captions and imag
 
 test('on a fine-tuned artifact the ONNX and safetensors paths agree to 1e-5, and differ from the pretrained model', async (t) => {
   if (!tiny) return t.skip('no tiny fixture');
-  for (const f of ['clip-text/model.onnx', 'clip-vision/model.onnx', 'metadata.json']) assert.ok(existsSync(path.join(artifact, f)), f);
+  for (const f of ['clip-text/model.onnx', 'clip-vision/model.onnx', 'clip-text/model_int8.onnx', 'clip-vision/model_int8.onnx', 'metadata.json']) assert.ok(existsSync(path.join(artifact, f)), f);
   const texts = [...shapes.captions.slice(0, 10), 'a photo of a cat', ''];
   const images = imagesOf(10);
   const got: Record<string, Float32Array> = {};

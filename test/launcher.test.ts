@@ -14,7 +14,7 @@ import { createModelFolder } from '../src/models/clip/init.js';
 import { requireFixture } from './fixtures.js';
 
 const BIN = path.resolve('bin/clipfit.js');
-const HAVE_DIST = existsSync(path.resolve('dist/cli/main.js'));
+const HAVE_DIST = existsSync(path.resolve('dist/app/cli/main.js'));
 if (!HAVE_DIST && process.env.CI === 'true') throw new Error('dist/ missing under CI: npm ci builds it');
 const skip = !HAVE_DIST ? 'dist/ missing: run npx tsc -p tsconfig.build.json' : process.platform !== 'linux' ? 'reads /proc' : false;
 

@@ -6,9 +6,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { pretrainBase } from '../src/pretrain/base.js';
-import { exportBaseModel } from '../src/pretrain/export_base.js';
-import { evaluateBase, windowLosses, writeModelCard } from '../src/pretrain/model_card.js';
+import { pretrainBase } from '../src/app/pretrain/base.js';
+import { exportBaseModel } from '../src/app/pretrain/export_base.js';
+import { evaluateBase, windowLosses, writeModelCard } from '../src/app/pretrain/model_card.js';
 import { ClipModel } from '../src/models/clip/clip_model.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
 

@@ -42,7 +42,7 @@ test('clipfit runs cancel on a real fit run: CANCELED at its epoch and step; run
   const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-cancel-'));
   t.after(() => rmSync(home, { recursive: true, force: true }));
   const clipfit = (args: string[]) =>
-    promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+    promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/app/cli/main.ts'), ...args], {
       env: { ...process.env, CLIPFIT_HOME: home },
       cwd: REPO_ROOT,
     }).then(

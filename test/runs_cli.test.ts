@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Command, CommanderError } from 'commander';
-import { followRun, registerRunCommands } from '../src/cli/commands_runs.js';
+import { followRun, registerRunCommands } from '../src/app/cli/commands_runs.js';
 import { RunError } from '../src/errors.js';
 import { getRun, inProcessRun, startRun } from '../src/runs/index.js';
 import { DEFAULT_MODEL } from '../src/models/clip/registry.js';
@@ -180,7 +180,7 @@ test('followRun: Ctrl-C stops following, not the run, and says how to reattach',
     process.execPath,
     [
       '--import', 'tsx', '--input-type=module', '-e',
-      `import { followRun } from './src/cli/commands_runs.ts';
+      `import { followRun } from './src/app/cli/commands_runs.ts';
        import { getRun } from './src/runs/index.ts';
        const code = await followRun(getRun('cli-followed'), (l) => console.log(l), { wait: true, pollMs: 50 });
        console.log('EXIT ' + code);

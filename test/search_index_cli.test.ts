@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
-import { registerIndexCommands } from '../src/cli/commands_index.js';
+import { registerIndexCommands } from '../src/app/cli/commands_index.js';
 import { ConfigError } from '../src/errors.js';
 import { encode, getModel } from '../src/inference/index.js';
 import { createModelFolder } from '../src/models/clip/init.js';

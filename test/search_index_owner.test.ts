@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
-import { registerIndexCommands } from '../src/cli/commands_index.js';
+import { registerIndexCommands } from '../src/app/cli/commands_index.js';
 import { IndexLockedError } from '../src/errors.js';
 import { createModelFolder } from '../src/models/clip/init.js';
 import { openFolderIndex } from '../src/search/folder_index.js';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { Command } from 'commander';
-import { registerIndexCommands } from '../src/cli/commands_index.js';
+import { registerIndexCommands } from '../src/app/cli/commands_index.js';
 import { CorruptIndexError } from '../src/errors.js';
 import { openIndex } from '../src/search/open_index.js';
 

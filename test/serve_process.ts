@@ -1,4 +1,4 @@
-// `clipfit serve` as a real child process (node + tsx running src/cli/main.ts) for tests about
+// `clipfit serve` as a real child process (node + tsx running src/app/cli/main.ts) for tests about
 // locks, signals and crashes: started on 127.0.0.1:0, its URL read from its "listening on" line.
 
 import { spawn } from 'node:child_process';
@@ -18,7 +18,7 @@ export interface ServeProcess {
 }
 
 export function startServeProcess(args: readonly string[], env: Record<string, string>): Promise<ServeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'serve', '--port', '0', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/app/cli/main.ts'), 'serve', '--port', '0', ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

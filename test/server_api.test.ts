@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Command } from 'commander';
-import { registerServeCommand } from '../src/cli/commands_serve.js';
+import { registerServeCommand } from '../src/app/cli/commands_serve.js';
 import { RunStore } from '../src/runs/store.js';
 import { cosine, dataUri, imageForm, makeFixture, referenceEmbeddings, start } from './server_setup.js';
 import type { Fixture } from './server_setup.js';

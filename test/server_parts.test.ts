@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { registerServeCommand } from '../src/cli/commands_serve.js';
+import { registerServeCommand } from '../src/app/cli/commands_serve.js';
 import { UnknownModelError } from '../src/errors.js';
 import { RunStore } from '../src/runs/store.js';
 import { resolveServeModel } from '../src/server/models.js';

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { spirals, trainSpirals } from '../src/examples/spirals.js';
+import { spirals, trainSpirals } from '../src/app/examples/spirals.js';
 
 test('the spirals set is deterministic and balanced', () => {
   const a = spirals(100, 7);

@@ -3,7 +3,7 @@
 // (an image URL that answers 404, a query without a label) is reported against the row the user
 // wrote. Kept beside the Document (a WeakMap), not in its tags, so it never travels into saved data.
 
-import { DataError } from '../errors.js';
+import { DataError, ImageError } from '../errors.js';
 import type { Document } from './document.js';
 
 export type OriginField = 'text' | 'image' | 'label';
@@ -37,3 +37,12 @@ export function documentError(doc: Document, field: OriginField, detail: string,
 
 /** The names a field has on a Document that came from no file. */
 const DEFAULT_NAMES: Record<OriginField, string> = { text: 'text', image: 'uri', label: 'tags.finetuner_label' };
+
+/** An ImageError about one of `docs` (matched by its name) as a DataError naming the document's
+ * file, row and image field; anything else unchanged. */
+export function withRow(err: unknown, docs: readonly Document[], names: readonly string[]): unknown {
+  if (!(err instanceof ImageError)) return err;
+  const k = names.indexOf(err.file);
+  if (k < 0) return err;
+  return documentError(docs[k]!, 'image', err.message, `documents[${k}]`, err);
+}

@@ -25,6 +25,7 @@
 
 import { EvaluationError } from '../errors.js';
 import { knn, knnParallel, type Distance, type KnnMatches } from './knn.js';
+import { TEXT_TO_IMAGE } from './metric_names.js';
 import {
   METRIC_NAMES, average_precision, dcg_at_k, f1_score_at_k, hit_at_k, ndcg_at_k, precision_at_k,
   r_precision, recall_at_k, reciprocal_rank, type MetricName,
@@ -138,7 +139,7 @@ function prepareEvaluation(opts: EvaluateOptions): Prepared {
   }
   return {
     q, x, nq, ni, dim: dq, limit, k, queryLabels, indexLabels, maxRel,
-    prefix: opts.prefix ?? 'clip-text-to-clip-vision',
+    prefix: opts.prefix ?? TEXT_TO_IMAGE,
     search: { limit: Math.max(limit, ...RECALL_CUTOFFS), distance: opts.distance ?? 'cosine', excludeSelf },
   };
 }

@@ -27,7 +27,8 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>'): { data: Float32A
   if (!header.includes("'descr': '<f4'") || header.includes("'fortran_order': True")) throw new ClipfitError(`${file}: only little-endian float32 C-order arrays are supported`);
   const m = /'shape': \(([^)]*)\)/.exec(header);
   const shape = (m?.[1] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const body = bytes.slice(10 + hlen);
+  // A copy into a fresh buffer: a Node Buffer's slice() is a view into its shared pool.
+  const body = new Uint8Array(bytes.subarray(10 + hlen));
   return { data: new Float32Array(body.buffer, 0, body.byteLength / 4), shape };
 }
 

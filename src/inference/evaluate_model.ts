@@ -11,9 +11,9 @@ import { evaluateRetrieval } from '../eval/evaluate.js';
 import type { Distance } from '../eval/knn.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import type { Device } from '../runtime/session.js';
-import type { SkippedRecord } from '../train/data_source.js';
-import { imageFailure, loadEvalSets } from '../train/eval_data.js';
-import type { EvalData, EvalSide } from '../train/eval_data.js';
+import type { SkippedRecord } from '../data/source.js';
+import { imageFailure, loadEvalSets } from '../eval/eval_data.js';
+import type { EvalData, EvalSide } from '../eval/eval_data.js';
 import { encode } from './encode.js';
 import { getModel, inferenceFromClip } from './get_model.js';
 import type { InferenceModel } from './get_model.js';
@@ -36,6 +36,8 @@ export interface EvaluateModelOptions {
   excludeSelf?: boolean;
   /** Skip (and count) bad query and index rows instead of failing. */
   skipBadRows?: boolean;
+  /** int8 towers (the artifact's model_int8.onnx with isOnnx, else weights quantized on load). */
+  int8?: boolean;
 }
 
 export interface ModelEvaluation {
@@ -59,10 +61,10 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   let vision: InferenceModel;
   let shared: ClipModel | null = null;
   if (o.isOnnx) {
-    text = await getModel(o.model, { selectModel: 'clip-text', isOnnx: true, tokenizer: o.tokenizer, device: o.device });
-    vision = await getModel(o.model, { selectModel: 'clip-vision', isOnnx: true, device: o.device });
+    text = await getModel(o.model, { selectModel: 'clip-text', isOnnx: true, tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
+    vision = await getModel(o.model, { selectModel: 'clip-vision', isOnnx: true, device: o.device, int8: o.int8 });
   } else {
-    shared = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device });
+    shared = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
     text = inferenceFromClip(shared, 'clip-text');
     vision = inferenceFromClip(shared, 'clip-vision');
   }

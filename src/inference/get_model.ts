@@ -10,6 +10,7 @@ import { ConfigError, MissingOnnxError, RuntimeError, UnknownModelError } from '
 import { readFolderConfig, resolveTokenizer } from '../models/clip/checkpoint.js';
 import { ClipModel, tokenizerFromFiles, tokenizerFromOption } from '../models/clip/clip_model.js';
 import type { ClipConfig } from '../models/clip/config.js';
+import { towerFile } from '../models/clip/export.js';
 import { preprocessBatch } from '../models/clip/preprocess.js';
 import { ClipTokenizer } from '../models/clip/tokenizer.js';
 import { Session } from '../runtime/session.js';
@@ -26,6 +27,11 @@ export interface GetModelOptions {
   tokenizer?: string | ClipTokenizer;
   device?: Device;
   threads?: number;
+  /**
+   * int8 towers: with isOnnx the artifact's `<selectModel>/model_int8.onnx`, else the safetensors
+   * weights quantized on load (ClipModel's int8 option). Default false.
+   */
+  int8?: boolean;
 }
 
 /** One batch in, its raw (un-normalised) embeddings out, row-major [n, embedDim]. */
@@ -93,9 +99,14 @@ async function tokenizerFor(dir: string, given?: string | ClipTokenizer): Promis
 }
 
 async function onnxBackend(dir: string, config: ClipConfig, tower: Tower, opts: GetModelOptions): Promise<Backend> {
-  const file = path.join(dir, tower, 'model.onnx');
+  const file = path.join(dir, tower, towerFile({ int8: opts.int8 }));
   if (!existsSync(file))
-    throw new MissingOnnxError(file, 'not found: this artifact has no exported ONNX towers; fit with toOnnx: true (or call ClipModel.exportOnnx), or load it with isOnnx: false');
+    throw new MissingOnnxError(
+      file,
+      opts.int8 && existsSync(path.join(dir, tower, 'model.onnx'))
+        ? 'not found: this artifact was exported without int8 towers; re-export it with ClipModel.exportOnnx (which writes model_int8.onnx), or load it with isOnnx: false to quantize its weights on load'
+        : 'not found: this artifact has no exported ONNX towers; fit with toOnnx: true (or call ClipModel.exportOnnx), or load it with isOnnx: false',
+    );
   const session = await Session.fromBytes(new Uint8Array(await fsp.readFile(file)), `${tower} (${file})`, { device: opts.device, threads: opts.threads });
   const inputName = tower === 'clip-text' ? 'input_ids' : 'pixel_values';
   const outputName = tower === 'clip-text' ? 'text_embeds' : 'image_embeds';
@@ -118,12 +129,13 @@ async function onnxBackend(dir: string, config: ClipConfig, tower: Tower, opts: 
 
 /**
  * Load one tower of `artifact` (a fit() artifact or any model folder; name::tag too when not ONNX).
- * With isOnnx the folder must hold `<selectModel>/model.onnx` (fit with toOnnx: true).
+ * With isOnnx the folder must hold `<selectModel>/model.onnx` (fit with toOnnx: true), or with int8
+ * `<selectModel>/model_int8.onnx`.
  */
 export async function getModel(artifact: string, opts: GetModelOptions): Promise<InferenceModel> {
   const tower = checkTower(opts?.selectModel);
   if (!opts.isOnnx) {
-    const model = await ClipModel.load(artifact, { tokenizer: opts.tokenizer, device: opts.device, threads: opts.threads });
+    const model = await ClipModel.load(artifact, { tokenizer: opts.tokenizer, device: opts.device, threads: opts.threads, int8: opts.int8 });
     return inferenceFromClip(model, tower, { owned: true });
   }
   if (!existsSync(artifact) || !statSync(artifact).isDirectory()) throw new UnknownModelError(artifact, 'no such artifact folder (isOnnx needs a local folder with exported ONNX towers)');

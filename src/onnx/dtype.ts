@@ -1,10 +1,13 @@
 // Element types the IR knows, with their ONNX TensorProto.DataType codes and typed-array views.
 
-export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
+import { ConfigError } from '../errors.js';
+
+export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8';
 
 export const ONNX_DTYPE: Record<DType, number> = {
   float32: 1,
   uint8: 2,
+  int8: 3,
   int32: 6,
   int64: 7,
   bool: 9,
@@ -20,6 +23,7 @@ export const DTYPE_BYTES: Record<DType, number> = {
   int32: 4,
   bool: 1,
   uint8: 1,
+  int8: 1,
 };
 
 export function isFloat(d: DType): boolean {
@@ -32,7 +36,8 @@ export type TypedArray =
   | Uint16Array
   | BigInt64Array
   | Int32Array
-  | Uint8Array;
+  | Uint8Array
+  | Int8Array;
 
 /** Build a typed array of the given dtype from plain numbers. */
 export function typedArrayFrom(dtype: DType, data: ArrayLike<number> | ArrayLike<bigint>): TypedArray {
@@ -52,8 +57,10 @@ export function typedArrayFrom(dtype: DType, data: ArrayLike<number> | ArrayLike
     case 'bool':
     case 'uint8':
       return Uint8Array.from(data as ArrayLike<number>);
+    case 'int8':
+      return Int8Array.from(data as ArrayLike<number>);
     case 'float16':
-      throw new Error('float16 constants must be given as a Uint16Array of raw bits');
+      throw new ConfigError('data', 'float16 constants must be given as a Uint16Array of raw bits');
   }
 }
 

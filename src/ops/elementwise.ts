@@ -6,6 +6,7 @@ import { ONNX_DTYPE, isFloat } from '../onnx/dtype.js';
 import { broadcastShapes } from '../onnx/dims.js';
 import type { InferContext, OutInfo } from './registry.js';
 import { Value, defineOp, emit1 } from './registry.js';
+import { ShapeError } from '../errors.js';
 
 export type Operand = Value | number;
 
@@ -15,7 +16,7 @@ export function lift(x: Operand, like: Value): Value {
 }
 
 function pair(a: Operand, b: Operand): [Value, Value] {
-  if (typeof a === 'number' && typeof b === 'number') throw new Error('an op needs at least one Value operand');
+  if (typeof a === 'number' && typeof b === 'number') throw new ShapeError('elementwise', '(none yet)', 'an op needs at least one Value operand, got two numbers');
   const av = typeof a === 'number' ? lift(a, b as Value) : a;
   const bv = typeof b === 'number' ? lift(b, av) : b;
   return [av, bv];

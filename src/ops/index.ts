@@ -7,5 +7,6 @@ export * from './shape_ops.js';
 export * from './gather.js';
 export * from './matmul.js';
 export * from './nn.js';
+export * from './quantized.js';
 export { allOps, emit, emit1, getOp } from './registry.js';
 export type { GradContext, GradRule, OpDef } from './registry.js';

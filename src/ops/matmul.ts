@@ -53,6 +53,22 @@ interface MatMulOpts {
   alpha?: number;
 }
 
+/** A product with transposes and α folded in: matmulT (any rank) or Gemm (2-D). */
+type Product = (x: Value, y: Value, o: MatMulOpts) => Value;
+
+/** The gradients of Y = α·op(A)·op(B), each one product with the transposes folded in — the one
+ * case table FusedMatMul and Gemm share:
+ *   dA = α·dY·op(B)ᵀ, or its transpose α·op(B)·dYᵀ when transA;
+ *   dB = α·op(A)ᵀ·dY, or its transpose α·dYᵀ·op(A) when transB. */
+const productGrad = {
+  a: (mm: Product, b: Value, dy: Value, tA: boolean, tB: boolean, alpha: number): Value =>
+    tA ? mm(b, dy, { transA: tB, transB: true, alpha }) : mm(dy, b, { transB: !tB, alpha }),
+  b: (mm: Product, a: Value, dy: Value, tA: boolean, tB: boolean, alpha: number): Value =>
+    tB ? mm(dy, a, { transA: true, transB: tA, alpha }) : mm(a, dy, { transA: !tA, alpha }),
+};
+
+const gemm2: Product = (x, y, o) => gemm(x, y, null, o);
+
 defineOp({
   op: 'FusedMatMul',
   domain: 'com.microsoft',
@@ -68,18 +84,8 @@ defineOp({
     const tA = attrInt(c.node.attrs, 'transA', 0) === 1;
     const tB = attrInt(c.node.attrs, 'transB', 0) === 1;
     const alpha = attrFloat(c.node.attrs, 'alpha', 1);
-    const dA = !c.needs(0)
-      ? null
-      : tA
-        ? matmulT(b, dy, { transA: tB, transB: true, alpha })
-        : matmulT(dy, b, { transB: !tB, alpha });
-    const dB = !c.needs(1)
-      ? null
-      : b.rank === 2 && a.rank > 2 && !tA
-        ? weightGrad(a, dy, tB, alpha)
-        : tB
-          ? matmulT(dy, a, { transA: true, transB: tA, alpha })
-          : matmulT(a, dy, { transA: !tA, alpha });
+    const dA = c.needs(0) ? productGrad.a(matmulT, b, dy, tA, tB, alpha) : null;
+    const dB = !c.needs(1) ? null : b.rank === 2 && a.rank > 2 && !tA ? weightGrad(a, dy, tB, alpha) : productGrad.b(matmulT, a, dy, tA, tB, alpha);
     return [dA, dB];
   },
 });
@@ -126,16 +132,8 @@ defineOp({
     const tB = attrInt(c.node.attrs, 'transB', 0) === 1;
     const alpha = attrFloat(c.node.attrs, 'alpha', 1);
     const beta = attrFloat(c.node.attrs, 'beta', 1);
-    const dA = !c.needs(0)
-      ? null
-      : tA
-        ? gemm(b, dy, null, { transA: tB, transB: true, alpha })
-        : gemm(dy, b, null, { transB: !tB, alpha });
-    const dB = !c.needs(1)
-      ? null
-      : tB
-        ? gemm(dy, a, null, { transA: true, transB: tA, alpha })
-        : gemm(a, dy, null, { transA: !tA, alpha });
+    const dA = c.needs(0) ? productGrad.a(gemm2, b, dy, tA, tB, alpha) : null;
+    const dB = c.needs(1) ? productGrad.b(gemm2, a, dy, tA, tB, alpha) : null;
     const cIn = c.node.inputs[2];
     const dC = cIn && c.needs(2) ? (beta === 1 ? dy : emit1('Mul', [dy, dy.graph.constant(beta, dy.dtype, [])])) : null;
     return [dA, dB, dC];

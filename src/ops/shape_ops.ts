@@ -163,11 +163,13 @@ export function squeeze(x: Value, axes: number[]): Value {
 
 // ---- Concat / Split -----------------------------------------------------------------------------
 
-/** Size of x along axis as an int64 1-vector (a constant when static). */
-function dimOf(x: Value, axis: number): Value {
+/** Size of x along `axis` as an int64 1-vector [n] (a scalar with `scalar`): a constant when the
+ * dim is static, else Gather(Shape(x), axis), which shape inference reads back as x's dim. */
+export function dim(x: Value, axis: number, opts: { scalar?: boolean } = {}): Value {
   const d = x.shape[axis]!;
-  if (isStatic(d)) return x.graph.constant([d], 'int64', [1]);
-  return emit1('Gather', [emit1('Shape', [x]), x.graph.constant([axis], 'int64', [1])], { axis: { i: 0 } });
+  const s: number[] = opts.scalar ? [] : [1];
+  if (isStatic(d)) return x.graph.constant(opts.scalar ? d : [d], 'int64', s);
+  return emit1('Gather', [emit1('Shape', [x]), x.graph.constant(opts.scalar ? axis : [axis], 'int64', s)], { axis: { i: 0 } });
 }
 
 // dX_i = the i-th piece of dY along axis
@@ -199,7 +201,7 @@ defineOp({
     const dims = ins.map((v) => v.shape[axis]!);
     const splitSizes = dims.every(isStatic)
       ? c.g.constant(dims as number[], 'int64', [dims.length])
-      : emit1('Concat', ins.map((v) => dimOf(v, axis)), { axis: { i: 0 } });
+      : emit1('Concat', ins.map((v) => dim(v, axis)), { axis: { i: 0 } });
     const parts = emit('Split', [c.dy(0)!, splitSizes], { axis: { i: axis } }, { outShapes: ins.map((v) => v.shape.map((d, i) => (i === axis ? d : c.dy(0)!.shape[i]!))) });
     return parts;
   },

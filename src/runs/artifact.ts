@@ -6,15 +6,13 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { RunError } from '../errors.js';
 import { durableRename } from '../util/durable.js';
-import type { Run } from './run.js';
 
-export async function saveArtifact(run: Run, dest: string): Promise<string> {
-  const { status } = run.status();
-  const src = run.artifactDir();
-  if (status !== 'FINISHED' || !src) throw new RunError(run.name, `has no artifact (status ${status}); only a FINISHED run has one`);
-  if (!existsSync(src)) throw new RunError(run.name, `artifact folder ${src} is missing`);
+/** Copy run `name`'s artifact folder `src` (undefined: it has none) to `dest`; `status` is the run's. */
+export async function copyArtifact(name: string, status: string, src: string | undefined, dest: string): Promise<string> {
+  if (status !== 'FINISHED' || !src) throw new RunError(name, `has no artifact (status ${status}); only a FINISHED run has one`);
+  if (!existsSync(src)) throw new RunError(name, `artifact folder ${src} is missing`);
   const out = path.resolve(dest);
-  if (existsSync(out)) throw new RunError(run.name, `destination ${out} already exists; choose a new folder (nothing was written)`);
+  if (existsSync(out)) throw new RunError(name, `destination ${out} already exists; choose a new folder (nothing was written)`);
   await fsp.mkdir(path.dirname(out), { recursive: true });
   const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${process.pid}.tmp`);
   try {
@@ -22,7 +20,7 @@ export async function saveArtifact(run: Run, dest: string): Promise<string> {
     await durableRename(tmp, out);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true });
-    throw new RunError(run.name, `could not write the artifact to ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new RunError(name, `could not write the artifact to ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return out;
 }

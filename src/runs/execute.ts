@@ -1,7 +1,7 @@
 // The body of a run, shared by the detached worker (worker.ts) and in-process runs: mark STARTED,
 // call fit with hooks that write the log, metrics and progress into the store, then record the end.
 
-import { FitStoppedError } from '../errors.js';
+import { ClipfitError, FitStoppedError } from '../errors.js';
 import { createProgress } from '../train/progress.js';
 import { pathToFileURL } from 'node:url';
 import type { FitHooks, FitOptions, FitResult, LogLevel } from '../train/fit_types.js';
@@ -12,10 +12,11 @@ export type FitFn = (options: FitOptions, hooks: FitHooks) => Promise<FitResult>
 
 /** clipfit's fit, or `fit` from `jobModule` (an absolute path or URL; tests use a fake job). */
 export async function loadFit(jobModule?: string): Promise<FitFn> {
-  // A variable specifier: src/train/fit.ts is resolved at run time (tsx maps .js to .ts).
-  const spec = jobModule ? (/^(file|data):/.test(jobModule) ? jobModule : pathToFileURL(jobModule).href) : '../train/fit.js';
+  // Loaded when a run starts, so that reading the run store does not load onnxruntime.
+  if (!jobModule) return (await import('../train/fit.js')).fit;
+  const spec = /^(file|data):/.test(jobModule) ? jobModule : pathToFileURL(jobModule).href;
   const mod = (await import(spec)) as { fit?: unknown };
-  if (typeof mod.fit !== 'function') throw new Error(`job module ${jobModule ?? spec} does not export a function 'fit'`);
+  if (typeof mod.fit !== 'function') throw new ClipfitError(`job module ${jobModule} does not export a function 'fit'`);
   return mod.fit as FitFn;
 }
 

@@ -1,7 +1,7 @@
 // The handle on one run in the store. It holds only the name: every call reads the store, so a Run
 // got in another process (or after the caller came back) sees what the worker has written since.
 
-import { saveArtifact } from './artifact.js';
+import { copyArtifact } from './artifact.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RunError } from '../errors.js';
 import type { FitOptions } from '../train/fit_types.js';
@@ -98,7 +98,7 @@ export class Run {
 
   /** Copy the artifact of this (FINISHED) run to `dir`, which must not exist yet. */
   async saveArtifact(dir: string): Promise<string> {
-    return saveArtifact(this, dir);
+    return copyArtifact(this.name, this.status().status, this.artifactDir(), dir);
   }
 
   /** Resolves with the status once it is final. */

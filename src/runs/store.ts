@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ExperimentError, RunError, RunNameTakenError, RunNotFoundError } from '../errors.js';
 import { DEFAULT_MODEL } from '../models/clip/registry.js';
 import type { FitOptions } from '../train/fit_types.js';
-import { isWorkerAlive, processStartTime } from './liveness.js';
+import { isWorkerAlive, processStartTime } from '../util/liveness.js';
 import { appendLog } from './logs.js';
 import { checkName, generateName } from './names.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';

@@ -15,7 +15,7 @@ import { existsSync, readFileSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IndexLockedError } from '../errors.js';
-import { processStartTime } from '../runs/liveness.js';
+import { processStartTime } from '../util/liveness.js';
 
 export interface LockHolder {
   pid: number;

@@ -1,21 +1,27 @@
 // Turns a list of pair documents into the tensors of one training batch. Pixels are computed in
 // the image workers and kept in a cache (preprocessing is deterministic: no augmentation), so
 // only the first epoch decodes images; token ids are cut to the batch's longest caption. An image
-// that fails to decode is reported against its pair's file, row and image field.
+// that fails to decode is reported against its pair's file, row and image field. epoch() gives an
+// epoch's batches as an async iterable that loads ahead, so the training loop just iterates.
 
 import type { Document } from '../data/index.js';
 import { imageName } from '../data/doc_images.js';
-import { documentError } from '../data/origin.js';
-import { ImageError } from '../errors.js';
+import { withRow } from '../data/origin.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import type { Tensor } from '../runtime/session.js';
-import { imageInput, labelOf, pairText } from './data_source.js';
+import { imageInput, labelOf, pairText } from '../data/source.js';
 import type { ImagePool } from './image_pool.js';
 
 export interface Batch {
   images: Tensor;
   texts: Tensor;
   labels?: Tensor;
+}
+
+/** The batches of one epoch, in order; `waitS` is the time spent waiting for them so far. */
+export interface EpochBatches extends AsyncIterable<Batch> {
+  readonly steps: number;
+  readonly waitS: number;
 }
 
 export class BatchLoader {
@@ -28,6 +34,40 @@ export class BatchLoader {
     private readonly model: ClipModel,
     private readonly opts: { labelAware: boolean; cacheBytes: number },
   ) {}
+
+  /**
+   * The batches of one epoch. Loading starts at once, `depth` batches ahead: batches k+1 … k+depth
+   * are decoded in the image workers while step k runs. A batch that fails to load fails where the
+   * loop reaches it, never as an unhandled rejection while an earlier step runs.
+   */
+  epoch(batches: readonly (readonly Document[])[], depth: number): EpochBatches {
+    const load = (docs: readonly Document[]) => {
+      const b = this.load(docs);
+      b.catch(() => undefined);
+      return b;
+    };
+    const ahead = batches.slice(0, depth).map(load);
+    let waitS = 0;
+    return {
+      steps: batches.length,
+      get waitS() {
+        return waitS;
+      },
+      async *[Symbol.asyncIterator]() {
+        for (let k = 0; k < batches.length; k++) {
+          const t = performance.now();
+          let batch: Batch;
+          try {
+            batch = await ahead.shift()!;
+          } finally {
+            waitS += (performance.now() - t) / 1000;
+          }
+          if (k + depth < batches.length) ahead.push(load(batches[k + depth]!));
+          yield batch;
+        }
+      },
+    };
+  }
 
   async load(docs: readonly Document[]): Promise<Batch> {
     const pp = this.model.config.preprocess_cfg;
@@ -70,13 +110,4 @@ export class BatchLoader {
   static feeds(b: Batch): Record<string, Tensor> {
     return { images: b.images, texts: b.texts, ...(b.labels ? { labels: b.labels } : {}) };
   }
-}
-
-/** An ImageError about one of `docs` (matched by its name) as a DataError naming the document's
- * file, row and image field; anything else unchanged. */
-export function withRow(err: unknown, docs: readonly Document[], names: readonly string[]): unknown {
-  if (!(err instanceof ImageError)) return err;
-  const k = names.indexOf(err.file);
-  if (k < 0) return err;
-  return documentError(docs[k]!, 'image', err.message, `documents[${k}]`, err);
 }

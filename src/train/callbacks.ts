@@ -6,11 +6,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
+import { directionPrefix } from '../eval/metric_names.js';
+import { FIT_DEFAULTS } from './fit_defaults.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
-import { imageFailure, loadEvalSets } from './eval_data.js';
-import type { EvalData, EvalSets, EvalSide } from './eval_data.js';
+import { imageFailure, loadEvalSets } from '../eval/eval_data.js';
+import type { EvalData, EvalSets, EvalSide } from '../eval/eval_data.js';
 import { preprocessInputs } from './pixels.js';
 
 export interface TrainContext {
@@ -90,10 +92,10 @@ export class EvaluationCallback extends Callback {
       indexEmbeddings: x.data,
       indexLabels: index.labels,
       indexIds: index.ids,
-      limit: this.spec.limit ?? 20,
+      limit: this.spec.limit ?? FIT_DEFAULTS.evalLimit,
       distance: this.spec.distance ?? 'cosine',
       excludeSelf: this.spec.excludeSelf ?? false,
-      prefix: `${qm}-to-${im}`,
+      prefix: directionPrefix(qm, im),
     });
   }
 

@@ -7,38 +7,31 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipfitError, ConfigError, FitStoppedError, NonFiniteError } from '../errors.js';
-import type { Document, DocumentArray } from '../data/index.js';
+import { ConfigError, FitError, FitStoppedError, NonFiniteError } from '../errors.js';
+import type { DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
-import { buildTrainGraph } from '../models/clip/graphs.js';
+import { buildTrainGraph } from './train_graph.js';
 import { Session } from '../runtime/session.js';
 import type { Tensor } from '../runtime/session.js';
 import { callbackFromSpec } from './callbacks.js';
 import type { Callback, Logs, TrainContext } from './callbacks.js';
-import { loadCheckpoint, saveArtifact, saveCheckpoint } from './fit_state.js';
+import { loadCheckpoint, writeArtifact, saveCheckpoint } from './fit_state.js';
 import type { FitHooks, FitOptions, FitResult } from './fit_types.js';
-import { loadPairs } from './data_source.js';
+import { loadPairs } from '../data/source.js';
 import { BatchLoader } from './batch_loader.js';
-import type { Batch } from './batch_loader.js';
+import type { EpochBatches } from './batch_loader.js';
 import { ImagePool } from './image_pool.js';
 import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
-
-/** Raised when training cannot go on (NaN loss, …); names the step. */
-export class FitError extends ClipfitError {
-  constructor(readonly step: number, detail: string, options?: { cause?: unknown }) {
-    super(`training failed at step ${step}: ${detail}`, options);
-  }
-}
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
 export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<FitResult> {
   const t0 = performance.now();
   const timings = { totalS: 0, stepS: 0, dataWaitS: 0, evalS: 0 };
-  const timed = async <T>(key: 'stepS' | 'dataWaitS' | 'evalS', f: () => Promise<T>): Promise<T> => {
+  const timed = async <T>(key: 'stepS' | 'evalS', f: () => Promise<T>): Promise<T> => {
     const s = performance.now();
     try {
       return await f();
@@ -82,19 +75,11 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
   const loader = new BatchLoader(pool, model, { labelAware: o.labelAwareLoss, cacheBytes: o.pixelCacheMB * 2 ** 20 });
-  // Batches are loaded ahead of the step that awaits them; a failure is thrown where it is awaited,
-  // not reported as unhandled while an earlier step or the zero-shot evaluation runs.
-  const loadBatch = (docs: Document[]) => {
-    const b = loader.load(docs);
-    b.catch(() => undefined);
-    return b;
-  };
-  const feedsOf = BatchLoader.feeds;
-
+  // An epoch's batches, shuffled by epoch, loaded as many ahead as there are image workers.
   const depth = Math.max(1, o.numWorkers);
-  const epochBatches = (epoch: number): Document[][] => {
+  const epochBatches = (epoch: number): EpochBatches => {
     const order = o.shuffle ? seededPermutation(train.length, o.seed + epoch) : train.map((_, i) => i);
-    return Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!));
+    return loader.epoch(Array.from({ length: stepsPerEpoch }, (_, k) => order.slice(k * o.batchSize, (k + 1) * o.batchSize).map((i) => train[i]!)), depth);
   };
 
   const ctx: TrainContext = { model, pretrained, workDir, log, stop: false };
@@ -118,7 +103,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
       for (const s of resumed.skipped) log('warn', `passed over the damaged checkpoint ${s.dir}: ${s.reason}`);
       log('info', `resumed from the checkpoint of epoch ${resumed.epoch}`);
     }
-    const primed = startEpoch <= o.epochs ? epochBatches(startEpoch).slice(0, depth).map((b) => loadBatch(b)) : [];
+    const first = startEpoch <= o.epochs ? epochBatches(startEpoch) : null;
     if (!resumed) {
       const zeroShot: Logs = {};
       for (const cb of callbacks) Object.assign(zeroShot, (await timed('evalS', () => cb.onTrainBegin(ctx))) ?? {});
@@ -130,19 +115,16 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     step = (startEpoch - 1) * stepsPerEpoch;
     epoch = startEpoch;
     for (; epoch <= o.epochs && !ctx.stop && !stopped; epoch++) {
-      const batches = epochBatches(epoch);
       if (o.schedulerOptions.stepOn === 'epoch') opt.setLr('all', schedule.lr(epoch - 1));
-      // Batches k+1 … k+depth are decoded in the workers while step k runs.
-      const ahead = epoch === startEpoch ? primed : batches.slice(0, depth).map((b) => loadBatch(b));
+      const batches = epoch === startEpoch ? first! : epochBatches(epoch);
       let lossSum = 0;
-      for (let k = 0; k < batches.length; k++) {
-        const batch = await timed('dataWaitS', () => ahead.shift()!);
-        if (k + depth < batches.length) ahead.push(loadBatch(batches[k + depth]!));
+      let k = 0;
+      for await (const batch of batches) {
         if (o.schedulerOptions.stepOn !== 'epoch') opt.setLr('all', schedule.lr(step));
         step++;
         let loss: number;
         try {
-          const r = await timed('stepS', () => opt.runStep(session, update, model.params, feedsOf(batch)));
+          const r = await timed('stepS', () => opt.runStep(session, update, model.params, BatchLoader.feeds(batch)));
           loss = (r.outputs['loss']!.data as Float32Array)[0]!;
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });
@@ -153,15 +135,17 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         const ls = model.params.view('logit_scale');
         ls[0] = Math.min(Math.max(ls[0]!, 0), LOGIT_SCALE_MAX);
         lossSum += loss;
-        hooks.progress?.({ epoch, epochs: o.epochs, step: k + 1, steps: batches.length, loss: lossSum / (k + 1), elapsedS: (Date.now() - started) / 1000 });
+        k++;
+        hooks.progress?.({ epoch, epochs: o.epochs, step: k, steps: batches.steps, loss: lossSum / k, stepLoss: loss, elapsedS: (Date.now() - started) / 1000 });
         if (hooks.shouldStop?.()) {
           stopped = true;
           break;
         }
       }
+      timings.dataWaitS += batches.waitS;
       if (stopped) break;
-      const logs: Logs = { train_loss: lossSum / batches.length };
-      if (val && valSession) logs['val_loss'] = await timed('evalS', () => validationLoss(valSession, model, val!, o.batchSize, loadBatch, feedsOf));
+      const logs: Logs = { train_loss: lossSum / batches.steps };
+      if (val && valSession) logs['val_loss'] = await timed('evalS', () => validationLoss(valSession, model, val!, o.batchSize, loader));
       for (const cb of callbacks) Object.assign(logs, (await timed('evalS', async () => cb.onEpochEnd(ctx, epoch, logs))) ?? {});
       report(epoch, logs);
       await saveCheckpoint(workDir, epoch, model.params, opt, history, o.keepCheckpoints);
@@ -180,7 +164,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
 
   // 6. Final callbacks (best weights, WiSE-FT), then the artifact.
   for (const cb of callbacks) await cb.onTrainEnd(ctx);
-  const artifactDir = await saveArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
+  const artifactDir = await writeArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
   await model.release();
   log('info', `artifact saved to ${artifactDir}`);
   timings.totalS = (performance.now() - t0) / 1000;
@@ -192,16 +176,15 @@ async function validationLoss(
   model: ClipModel,
   val: DocumentArray,
   batchSize: number,
-  loadBatch: (docs: Document[]) => Promise<Batch>,
-  feedsOf: (b: Batch) => Record<string, Tensor>,
+  loader: BatchLoader,
 ): Promise<number> {
   let sum = 0;
   let n = 0;
   for (let i = 0; i < val.length; i += batchSize) {
     const docs = val.slice(i, i + batchSize);
     if (docs.length < 2) break; // a contrastive loss needs at least two pairs
-    const b = await loadBatch([...docs]);
-    const feeds: Record<string, Tensor> = { ...feedsOf(b) };
+    const b = await loader.load([...docs]);
+    const feeds: Record<string, Tensor> = { ...BatchLoader.feeds(b) };
     for (const name of session.inputNames) if (model.params.has(name)) feeds[name] = model.params.tensor(name);
     const out = await session.run(feeds, {}, ['loss']);
     sum += (out['loss']!.data as Float32Array)[0]! * docs.length;

@@ -1,10 +1,9 @@
-// fit()'s defaults and validation (every bad option is a ConfigError naming the field), and the
+// fit()'s defaults (fit_defaults.ts) and validation (every bad option is a ConfigError naming the field), and the
 // optimizer the options ask for.
 
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
-import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import type { ParamStore } from '../runtime/params.js';
+import { FIT_DEFAULTS as D, defaultNumWorkers } from './fit_defaults.js';
 import type { FitOptions, OptimizerOptionsJson, SchedulerOptionsJson } from './fit_types.js';
 import { Adam, AdamW, SGD } from './optim.js';
 import type { Optimizer, ParamGroupOptions } from './optim.js';
@@ -42,14 +41,14 @@ function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[
 
 export function resolveOptions(o: FitOptions): ResolvedFitOptions {
   if (!o || typeof o !== 'object') throw new ConfigError('options', 'fit() needs an options object');
-  const model = o.model ?? DEFAULT_MODEL;
+  const model = o.model ?? D.model;
   if (typeof model !== 'string' || !model) throw new ConfigError('model', 'give a model folder or name::tag');
   if (typeof o.trainData !== 'string' || !o.trainData) throw new ConfigError('trainData', 'give a CSV, JSONL, image folder or dataset:NAME');
-  const valSplit = nonNegative('valSplit', o.valSplit ?? 0);
+  const valSplit = nonNegative('valSplit', o.valSplit ?? D.valSplit);
   if (valSplit >= 1) throw new ConfigError('valSplit', `must be below 1, got ${valSplit}`);
-  const optimizer = oneOf('optimizer', o.optimizer ?? 'adamw', ['adamw', 'adam', 'sgd'] as const);
+  const optimizer = oneOf('optimizer', o.optimizer ?? D.optimizer, ['adamw', 'adam', 'sgd'] as const);
   const oo = o.optimizerOptions ?? {};
-  const betas = oo.betas ?? [0.9, 0.98];
+  const betas = oo.betas ?? [...D.betas];
   if (!Array.isArray(betas) || betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) throw new ConfigError('optimizerOptions.betas', `must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
   const ckpt = (o.callbacks ?? []).find((c) => c.type === 'TrainingCheckpoint') as { lastKEpochs?: number } | undefined;
   if (o.callbacks !== undefined && !Array.isArray(o.callbacks)) throw new ConfigError('callbacks', 'must be a list');
@@ -62,37 +61,37 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     trainData: o.trainData,
     evalData: o.evalData,
     valSplit,
-    epochs: positiveInt('epochs', o.epochs ?? 5),
-    batchSize: positiveInt('batchSize', o.batchSize ?? 32),
-    learningRate: nonNegative('learningRate', o.learningRate ?? 1e-5),
+    epochs: positiveInt('epochs', o.epochs ?? D.epochs),
+    batchSize: positiveInt('batchSize', o.batchSize ?? D.batchSize),
+    learningRate: nonNegative('learningRate', o.learningRate ?? D.learningRate),
     optimizer,
     optimizerOptions: { ...oo, betas: betas as [number, number] },
-    weightDecay: nonNegative('optimizerOptions.weightDecay', oo.weightDecay ?? (optimizer === 'adamw' ? 0.2 : 0)),
-    scheduler: oneOf('scheduler', o.scheduler ?? 'constant', ['constant', 'linear', 'cosine'] as const),
+    weightDecay: nonNegative('optimizerOptions.weightDecay', oo.weightDecay ?? D.weightDecay[optimizer]),
+    scheduler: oneOf('scheduler', o.scheduler ?? D.scheduler, ['constant', 'linear', 'cosine'] as const),
     schedulerOptions: so,
-    loss: oneOf('loss', o.loss ?? 'CLIPLoss', ['CLIPLoss'] as const),
-    labelAwareLoss: o.labelAwareLoss ?? false,
+    loss: oneOf('loss', o.loss ?? D.loss, ['CLIPLoss'] as const),
+    labelAwareLoss: o.labelAwareLoss ?? D.labelAwareLoss,
     freeze: o.freeze ?? {},
     callbacks: o.callbacks ?? [],
     runName: o.runName,
     experimentName: o.experimentName,
-    device: oneOf('device', o.device ?? 'cpu', ['cpu', 'cuda'] as const),
-    numWorkers: nonNegative('numWorkers', o.numWorkers ?? Math.min(2, Math.max(1, os.cpus().length - 1))),
-    toOnnx: o.toOnnx ?? false,
-    seed: o.seed ?? 42,
-    shuffle: o.shuffle ?? true,
+    device: oneOf('device', o.device ?? D.device, ['cpu', 'cuda'] as const),
+    numWorkers: nonNegative('numWorkers', o.numWorkers ?? defaultNumWorkers()),
+    toOnnx: o.toOnnx ?? D.toOnnx,
+    seed: o.seed ?? D.seed,
+    shuffle: o.shuffle ?? D.shuffle,
     maxGradNorm: o.maxGradNorm,
-    skipBadRows: o.skipBadRows ?? false,
+    skipBadRows: o.skipBadRows ?? D.skipBadRows,
     workDir: o.workDir,
-    keepCheckpoints: ckpt?.lastKEpochs ?? 1,
-    pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? 1024),
+    keepCheckpoints: ckpt?.lastKEpochs ?? D.keepCheckpoints,
+    pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? D.pixelCacheMB),
   };
 }
 
 export function makeOptimizer(o: ResolvedFitOptions, params: ParamStore, groups: ParamGroupOptions[]): Optimizer {
   const common = { lr: o.learningRate, groups, maxGradNorm: o.maxGradNorm, checkFinite: true, inPlace: true, session: { device: o.device } };
   const oo = o.optimizerOptions;
-  if (o.optimizer === 'sgd') return new SGD(params, { ...common, momentum: oo.momentum ?? 0.9, nesterov: oo.nesterov ?? false });
-  const adam = { ...common, betas: oo.betas as [number, number], eps: oo.eps ?? 1e-6 };
+  if (o.optimizer === 'sgd') return new SGD(params, { ...common, momentum: oo.momentum ?? D.momentum, nesterov: oo.nesterov ?? D.nesterov });
+  const adam = { ...common, betas: oo.betas as [number, number], eps: oo.eps ?? D.eps };
   return o.optimizer === 'adam' ? new Adam(params, adam) : new AdamW(params, adam);
 }

@@ -79,7 +79,7 @@ export async function loadCheckpoint(workDir: string, params: ParamStore, opt: O
   return null;
 }
 
-export async function saveArtifact(
+export async function writeArtifact(
   workDir: string,
   model: ClipModel,
   meta: { options: unknown; history: History; epochs: number; steps: number; toOnnx: boolean },

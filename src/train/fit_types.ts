@@ -97,8 +97,9 @@ export type LogLevel = 'info' | 'warn' | 'error';
 /** What fit() reports as it goes; the run worker records all of it. */
 export interface FitHooks {
   log?(level: LogLevel, message: string): void;
-  /** Progress of the current epoch (for a live bar). */
-  progress?(p: { epoch: number; epochs: number; step: number; steps: number; loss: number; elapsedS: number }): void;
+  /** After each step: `step` of `steps` in the epoch, the epoch's running mean `loss` (for a live
+   * bar) and this step's own loss `stepLoss` (fit always gives it). */
+  progress?(p: { epoch: number; epochs: number; step: number; steps: number; loss: number; stepLoss?: number; elapsedS: number }): void;
   /** Metrics after an epoch (epoch 0 = zero-shot, before training). */
   metrics?(epoch: number, values: Record<string, number>): void;
   /** Checked after each step: return true to stop. fit() then throws FitStoppedError (the run is CANCELED). */

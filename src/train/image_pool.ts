@@ -5,9 +5,10 @@
 
 import type { Worker } from 'node:worker_threads';
 import type { PreprocessOptions } from '../models/clip/preprocess.js';
-import { moduleWorker } from '../util/module_worker.js';
-import { errorFromWire, preprocessInputs } from './pixels.js';
-import type { WireError } from './pixels.js';
+import { moduleWorker, siblingModule } from '../util/module_worker.js';
+import { errorFromWire } from '../util/error_wire.js';
+import { preprocessInputs } from './pixels.js';
+import type { WireError } from '../util/error_wire.js';
 
 interface Pending {
   resolve(p: Float32Array): void;
@@ -22,7 +23,7 @@ export class ImagePool {
 
   constructor(readonly numWorkers: number) {
     for (let i = 0; i < numWorkers; i++) {
-      const w = moduleWorker(new URL('./image_worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url));
+      const w = moduleWorker(siblingModule(import.meta.url, 'image_worker'));
       w.on('message', (m: { id: number; pixels?: Float32Array; error?: WireError }) => {
         const p = this.pending.get(m.id);
         if (!p) return;

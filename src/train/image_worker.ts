@@ -1,9 +1,10 @@
 // Worker thread: read, decode and preprocess one batch of images, return the pixel tensor
-// (transferred), or the first failure in wire form (an ImageError keeps its kind and file).
+// (transferred), or the first failure in wire form (util/error_wire.ts: an ImageError keeps its kind and file).
 
 import { parentPort } from 'node:worker_threads';
 import type { PreprocessOptions } from '../models/clip/preprocess.js';
-import { errorToWire, preprocessInputs } from './pixels.js';
+import { errorToWire } from '../util/error_wire.js';
+import { preprocessInputs } from './pixels.js';
 
 export interface ImageJob {
   id: number;

@@ -2,12 +2,11 @@
 // i-th text: L = (CE(logits_per_image, arange) + CE(logits_per_text, arange)) / 2.
 
 import type { Value } from '../onnx/graph.js';
-import { add, cast, crossEntropy, div, equal, gather, logSoftmax, mul, neg, range, reduceMean, reduceSum, unsqueeze } from '../ops/index.js';
-import { emit1 } from '../ops/registry.js';
+import { add, cast, crossEntropy, dim, div, equal, logSoftmax, mul, neg, range, reduceMean, reduceSum, unsqueeze } from '../ops/index.js';
 
 export function clipLoss(logitsPerImage: Value, logitsPerText: Value): Value {
   const g = logitsPerImage.graph;
-  const n = gather(emit1('Shape', [logitsPerImage]), g.constant(0, 'int64', []), 0);
+  const n = dim(logitsPerImage, 0, { scalar: true });
   const labels = range(g, n, logitsPerImage.shape[0]!);
   return mul(add(crossEntropy(logitsPerImage, labels), crossEntropy(logitsPerText, labels)), 0.5);
 }

@@ -1,12 +1,8 @@
 // CLIP pixels for a batch of training or evaluation images given as bytes or as strings (paths,
 // file://, http(s), data: — read by the data layer's image resolver), each with the name errors
-// give it. And the wire form of the errors, so an ImageError raised in an image worker thread
-// reaches the main thread as an ImageError with its kind, file and detail (structured cloning
-// keeps only an Error's message).
+// give it. (An error raised here in an image worker thread crosses back through util/error_wire.ts.)
 
 import { readImageSource } from '../data/image_source.js';
-import { ClipfitError, ImageError } from '../errors.js';
-import type { ImageErrorKind } from '../errors.js';
 import { decodeImage, resizeCropRgb, rgbToPixelValues, CLIP_MEAN, CLIP_STD } from '../models/clip/preprocess.js';
 import type { PreprocessOptions } from '../models/clip/preprocess.js';
 
@@ -28,20 +24,4 @@ export async function preprocessInputs(inputs: readonly (string | Uint8Array)[],
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, worker));
   return out;
-}
-
-export type WireError = { name: string; message: string; image?: { file: string; kind: ImageErrorKind; detail: string } };
-
-export function errorToWire(err: unknown): WireError {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const w: WireError = { name: e.name, message: e.message };
-  if (err instanceof ImageError) w.image = { file: err.file, kind: err.kind, detail: err.detail };
-  return w;
-}
-
-export function errorFromWire(w: WireError): Error {
-  if (w.image) return new ImageError(w.image.file, w.image.kind, w.image.detail);
-  const e = new ClipfitError(w.message);
-  e.name = w.name;
-  return e;
 }

@@ -4,6 +4,8 @@
 // from CPython 3.11's codecs (cp1250..cp1257, iso8859_2, mac_roman, cp437), not from TextDecoder:
 // Node's TextDecoder('windows-1252') decodes as Latin-1, and small-icu builds lack the others.
 
+import { ClipfitError } from '../../errors.js';
+
 const HIGH_HALVES: Record<string, string> = {
   'sloppy-windows-1252': '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ\u00a0¡¢£¤¥¦§¨©ª«¬\u00ad®¯°±²³´µ¶·¸¹º»¼½¾¿' +
     'ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖ×ØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõö÷øùúûüýþÿ',
@@ -54,7 +56,7 @@ function buildCharmap(name: CharmapEncoding): Charmap {
     for (let b = 128; b < 256; b++) decode[b] = b;
   } else {
     const high = [...HIGH_HALVES[name]!];
-    if (high.length !== 128) throw new Error(`charmap ${name}: ${high.length} entries`);
+    if (high.length !== 128) throw new ClipfitError(`charmap ${name}: ${high.length} entries, not 128`);
     for (let b = 128; b < 256; b++) decode[b] = high[b - 128]!.codePointAt(0)!;
     if (name.startsWith('sloppy-')) decode[0x1a] = 0xfffd;
   }

@@ -10,7 +10,7 @@ import type { ClipConfig } from './config.js';
 import { paramShapes } from './config.js';
 import { loadModelFolder, saveModelFolder, tokenizerFilesIn } from './checkpoint.js';
 import type { Layout, TokenizerFiles, Weights } from './checkpoint.js';
-import { writeTowerOnnx } from './export.js';
+import { towerOnnx, writeTowerOnnx } from './export.js';
 import type { TowerName } from './export.js';
 import { buildImageEncoder, buildTextEncoder } from './graphs.js';
 import { resolveModel } from './hub.js';
@@ -24,6 +24,17 @@ export interface LoadOptions extends ResolveOptions {
   tokenizer?: string | ClipTokenizer;
   device?: Device;
   threads?: number;
+  /**
+   * Encode with int8 towers (quantize.ts): int8 weights, quantized from the parameters when a tower
+   * is first used, and dynamically quantized activations. Faster on CPUs with integer dot products
+   * (VNNI); embeddings within a cosine of about 0.99 of float32's.
+   */
+  int8?: boolean;
+}
+
+export interface ExportOptions {
+  /** Also write the int8 towers, `<tower>/model_int8.onnx` (default true). */
+  int8?: boolean;
 }
 
 export interface EncodeOptions {
@@ -64,7 +75,7 @@ export class ClipModel {
     readonly tokenizerFiles: TokenizerFiles,
     readonly source: string,
     readonly layout: Layout,
-    private readonly runtime: { device?: Device; threads?: number } = {},
+    private readonly runtime: { device?: Device; threads?: number; int8?: boolean } = {},
   ) {}
 
   /** Load `name::tag` (downloaded and cached) or a model folder of either layout. */
@@ -78,7 +89,12 @@ export class ClipModel {
     const given: TokenizerFiles =
       typeof opts.tokenizer === 'string' ? (/\.(gz|txt)$/.test(opts.tokenizer) ? { kind: 'bpe-gz', file: opts.tokenizer } : tokenizerFilesIn(opts.tokenizer, 'hf')) : null;
     const files: TokenizerFiles = given ?? folder.tokenizer;
-    return new ClipModel(folder.config, params, tokenizer, files, dir, folder.layout, { device: opts.device, threads: opts.threads });
+    return new ClipModel(folder.config, params, tokenizer, files, dir, folder.layout, { device: opts.device, threads: opts.threads, int8: opts.int8 });
+  }
+
+  /** Whether the towers run int8 (LoadOptions.int8). */
+  get int8(): boolean {
+    return this.runtime.int8 ?? false;
   }
 
   get embedDim(): number {
@@ -95,8 +111,14 @@ export class ClipModel {
   private session(tower: TowerName): Promise<Session> {
     let s = this.sessions.get(tower);
     if (!s) {
-      const enc = tower === 'clip-vision' ? buildImageEncoder(this.config.model_cfg) : buildTextEncoder(this.config.model_cfg);
-      s = Session.fromGraph(enc.graph, this.runtime);
+      const so = { device: this.runtime.device, threads: this.runtime.threads };
+      if (this.runtime.int8) {
+        // The int8 weights are baked into the graph: quantized from the parameters as they are now.
+        s = Session.fromBytes(towerOnnx(this.config.model_cfg, tower, (n) => this.params.view(n), false, { int8: true }), `${tower} (int8)`, so);
+      } else {
+        const enc = tower === 'clip-vision' ? buildImageEncoder(this.config.model_cfg) : buildTextEncoder(this.config.model_cfg);
+        s = Session.fromGraph(enc.graph, so);
+      }
       this.sessions.set(tower, s);
     }
     return s;
@@ -171,10 +193,17 @@ export class ClipModel {
     await saveModelFolder(dir, this.config, this.weights(), layout, this.tokenizerFiles);
   }
 
-  /** Write `<dir>/clip-text/model.onnx` and `<dir>/clip-vision/model.onnx` with the current weights. */
-  async exportOnnx(dir: string): Promise<string[]> {
+  /**
+   * Write `<dir>/clip-text/model.onnx` and `<dir>/clip-vision/model.onnx` with the current weights,
+   * and (unless int8: false) their int8 versions `model_int8.onnx` beside them.
+   */
+  async exportOnnx(dir: string, o: ExportOptions = {}): Promise<string[]> {
     const w = (n: string) => this.params.view(n);
-    return [await writeTowerOnnx(dir, this.config.model_cfg, 'clip-text', w), await writeTowerOnnx(dir, this.config.model_cfg, 'clip-vision', w)];
+    const cfg = this.config.model_cfg;
+    const files: string[] = [];
+    for (const int8 of o.int8 === false ? [false] : [false, true])
+      for (const tower of ['clip-text', 'clip-vision'] as const) files.push(await writeTowerOnnx(dir, cfg, tower, w, { int8 }));
+    return files;
   }
 
   async release(): Promise<void> {

@@ -5,6 +5,7 @@
 // rejected with an ArchitectureError rather than half-loaded.
 
 import { ArchitectureError, ConfigError } from '../../errors.js';
+import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
 
 export interface VisionCfg {
   /** Input side in pixels (square); must be a multiple of patch_size. */
@@ -56,9 +57,7 @@ export interface ClipConfig {
   preprocess_cfg: PreprocessCfg;
 }
 
-/** OpenAI's dataset statistics (clip/clip.py `_transform`). */
-export const OPENAI_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const OPENAI_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+export { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
 
 type Obj = Record<string, unknown>;
 

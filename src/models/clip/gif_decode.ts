@@ -5,7 +5,7 @@
 // convert('RGB') ignores transparency; palette entries past the file's palette are (i,i,i).
 
 import { ImageError } from '../../errors.js';
-import type { DecodedImage } from './image_decode.js';
+import type { DecodedImage } from './decoded_image.js';
 
 /** True when the palette is not the identity grey ramp (Pillow's _is_palette_needed). */
 function paletteNeeded(p: Uint8Array): boolean {

@@ -8,6 +8,7 @@
 
 import { ConfigError, ArchitectureError } from '../../errors.js';
 import type { ClipModelCfg, PreprocessCfg } from './config.js';
+import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
 
 export interface DenseTensor {
   shape: number[];
@@ -246,8 +247,8 @@ export function hfPreprocessToCfg(json: unknown, source: string, imageSize: numb
   if (json['do_center_crop'] === false || crop !== size)
     throw new ConfigError('crop_size', `only "resize the short side to N, centre-crop N×N" is supported, got size ${size} and crop ${crop}`, source);
   return {
-    mean: triple('image_mean') ?? [0.48145466, 0.4578275, 0.40821073],
-    std: triple('image_std') ?? [0.26862954, 0.26130258, 0.27577711],
+    mean: triple('image_mean') ?? [...OPENAI_MEAN],
+    std: triple('image_std') ?? [...OPENAI_STD],
     interpolation: 'bicubic',
     resize_mode: 'shortest',
     image_size: crop,

@@ -14,6 +14,7 @@ import type { TokenizerFiles, Weights } from './checkpoint.js';
 import type { ClipConfig, ClipModelCfg } from './config.js';
 import { defaultPreprocess, paramShapes } from './config.js';
 import { defaultRegistry } from './registry.js';
+import { ArchitectureError } from '../../errors.js';
 
 export function initClipParams(cfg: ClipModelCfg, seed = 0): ParamStore {
   const store = ParamStore.fromShapes(paramShapes(cfg));
@@ -51,7 +52,7 @@ export function initClipParams(cfg: ClipModelCfg, seed = 0): ParamStore {
     else if (n.endsWith('mlp.c_proj.weight')) fillNormal(v, projStd);
     else if (n.endsWith('mlp.c_fc.bias')) fillUniform(v, 1 / Math.sqrt(w));
     else if (n.endsWith('mlp.c_proj.bias')) fillUniform(v, 1 / Math.sqrt(w * cfg[vision ? 'vision_cfg' : 'text_cfg'].mlp_ratio));
-    else throw new Error(`initClipParams: no rule for ${n}`);
+    else throw new ArchitectureError(`parameter '${n}'`, 'initClipParams has no initialisation rule for it');
   }
   return store;
 }

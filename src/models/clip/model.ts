@@ -14,6 +14,7 @@ import {
   argMax,
   cast,
   concat,
+  dim,
   equal,
   expand,
   gather,
@@ -30,9 +31,19 @@ import {
   exp,
   l2Normalize,
 } from '../../ops/index.js';
-import { emit1 } from '../../ops/registry.js';
 import type { ClipModelCfg } from './config.js';
 import { blockParams, residualBlock } from './transformer.js';
+import type { AttentionFn, LinearFn } from './transformer.js';
+
+/** Swaps for the towers' heavy layers (the int8 towers use them; absent: fp32). */
+export interface TowerHooks {
+  /** The blocks' linear layers, and the patch embedding as a linear over flattened patches. */
+  linear?: LinearFn;
+  /** The blocks' attention sublayer (x after ln_1 → out_proj's output). */
+  attention?: AttentionFn;
+  /** The token-embedding lookup: rows of `table` [vocab, width] at `ids`. */
+  embed?: (table: Value, ids: Value) => Value;
+}
 
 export interface Tower {
   /** Projected features [batch, embed_dim] (not normalised). */
@@ -41,12 +52,8 @@ export interface Tower {
   taps: Record<string, Value>;
 }
 
-/** Dims 0 of v as an int64 1-vector. */
-function batchDim(v: Value): Value {
-  return gather(emit1('Shape', [v]), v.graph.constant([0], 'int64', [1]), 0);
-}
 
-export function imageTower(g: Graph, cfg: ClipModelCfg, images: Value): Tower {
+export function imageTower(g: Graph, cfg: ClipModelCfg, images: Value, hooks: TowerHooks = {}): Tower {
   const v = cfg.vision_cfg;
   const w = v.width;
   const p = v.patch_size;
@@ -65,14 +72,14 @@ export function imageTower(g: Graph, cfg: ClipModelCfg, images: Value): Tower {
 
   // Conv2d(3, w, p, stride p, no bias) = patches [B, g², 3·p·p] · W[w, 3·p·p]ᵀ.
   const patches = reshape(transpose(reshape(images, [0, 3, grid, p, grid, p]), [0, 2, 4, 1, 3, 5]), [0, grid * grid, 3 * p * p]);
-  const x0 = matmulT(patches, reshape(conv, [w, 3 * p * p]), { transB: true }); // [B, g², w]
+  const x0 = hooks.linear ? hooks.linear(patches, conv, null) : matmulT(patches, reshape(conv, [w, 3 * p * p]), { transB: true }); // [B, g², w]
   taps['act.visual.conv1'] = x0;
-  const clsRow = expand(reshape(cls, [1, 1, w]), concat([batchDim(images), g.constant([1, w], 'int64', [2])], 0));
+  const clsRow = expand(reshape(cls, [1, 1, w]), concat([dim(images, 0), g.constant([1, w], 'int64', [2])], 0));
   let x = layerNorm(add(concat([clsRow, x0], 1), pos), lnPreW, lnPreB);
   taps['act.visual.ln_pre'] = x;
   const heads = w / v.head_width;
   blocks.forEach((bp, i) => {
-    x = residualBlock(x, bp, { heads, quickGelu: cfg.quick_gelu });
+    x = residualBlock(x, bp, { heads, quickGelu: cfg.quick_gelu, linear: hooks.linear, attention: hooks.attention });
     taps[`act.visual.transformer.resblocks.${i}`] = x;
   });
   const pooled = layerNorm(gather(x, g.constant(0, 'int64', []), 1), lnPostW, lnPostB); // [B, w]
@@ -85,11 +92,11 @@ function causalMask(g: Graph, ctx: number, tokens: Value, seqDim: Dim): Value {
   const m = new Float32Array(ctx * ctx);
   for (let i = 0; i < ctx; i++) for (let j = i + 1; j < ctx; j++) m[i * ctx + j] = -Infinity;
   const full = g.constant(m, 'float32', [ctx, ctx]);
-  const len = gather(emit1('Shape', [tokens]), g.constant([1], 'int64', [1]), 0);
+  const len = dim(tokens, 1);
   return slice(full, [0, 0], concat([len, len], 0), [0, 1], undefined, [seqDim, seqDim]);
 }
 
-export function textTower(g: Graph, cfg: ClipModelCfg, tokens: Value): Tower {
+export function textTower(g: Graph, cfg: ClipModelCfg, tokens: Value, hooks: TowerHooks = {}): Tower {
   const t = cfg.text_cfg;
   const w = t.width;
   const pos = g.param('positional_embedding', [t.context_length, w]);
@@ -101,14 +108,14 @@ export function textTower(g: Graph, cfg: ClipModelCfg, tokens: Value): Tower {
   const taps: Record<string, Value> = {};
   const seqDim = tokens.shape[1]!;
 
-  const emb = gather(tokEmb, tokens, 0); // [B, seq, w]
+  const emb = hooks.embed ? hooks.embed(tokEmb, tokens) : gather(tokEmb, tokens, 0); // [B, seq, w]
   taps['act.token_embedding'] = emb;
-  const len = gather(emit1('Shape', [tokens]), g.constant([1], 'int64', [1]), 0);
+  const len = dim(tokens, 1);
   const posSeq = slice(pos, [0], len, [0], undefined, [seqDim, w]);
   let x = add(emb, posSeq);
   const mask = causalMask(g, t.context_length, tokens, seqDim);
   blocks.forEach((bp, i) => {
-    x = residualBlock(x, bp, { heads: t.heads, quickGelu: cfg.quick_gelu, mask });
+    x = residualBlock(x, bp, { heads: t.heads, quickGelu: cfg.quick_gelu, mask, causal: true, linear: hooks.linear, attention: hooks.attention });
     taps[`transformer.resblocks.${i}`.replace(/^/, 'act.')] = x;
   });
   x = layerNorm(x, lnW, lnB);
@@ -117,7 +124,7 @@ export function textTower(g: Graph, cfg: ClipModelCfg, tokens: Value): Tower {
   // every other term is x·0.
   const eot = argMax(tokens, 1); // [B]
   taps['eot_index'] = eot;
-  const positions = range(g, emit1('Squeeze', [len, g.constant([0], 'int64', [1])]), seqDim); // [seq]
+  const positions = range(g, dim(tokens, 1, { scalar: true }), seqDim); // [seq]
   const onehot = cast(equal(unsqueeze(positions, [0]), unsqueeze(eot, [1])), 'float32'); // [B, seq]
   const pooled = reduceSum(mul(x, unsqueeze(onehot, [2])), [1]); // [B, w]
   return { features: matmul(pooled, textProj), taps };

@@ -10,13 +10,14 @@
 // then drops alpha and replicates grey; CMYK is resized as 4 channels, then converted per pixel.
 
 import { ConfigError } from '../../errors.js';
+import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
 import { decodeImage, type DecodedImage, type DecodeOptions } from './image_decode.js';
 import { bicubicWindow, nearestWindow, premultiply, unpremultiplyInPlace, type Window } from './resample.js';
 
 export type Triple = readonly [number, number, number];
 
-export const CLIP_MEAN: Triple = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_STD: Triple = [0.26862954, 0.26130258, 0.27577711];
+export const CLIP_MEAN: Triple = OPENAI_MEAN;
+export const CLIP_STD: Triple = OPENAI_STD;
 
 export interface PreprocessOptions extends DecodeOptions {
   /** Output side n (CLIP's n_px, e.g. 224). */

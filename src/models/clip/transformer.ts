@@ -43,8 +43,19 @@ export function blockParams(g: Graph, prefix: string, width: number, mlpRatio = 
   };
 }
 
+/** x·Wᵀ + b with a PyTorch-layout weight W [out, in] (the int8 towers swap in a quantized one). */
+export type LinearFn = (x: Value, w: Value, b: Value | null) => Value;
+
+export type AttentionFn = (x: Value, p: BlockParams, o: AttentionOpts) => Value;
+
 export interface AttentionOpts {
   heads: number;
+  /** The linear layers' implementation (default: fp32 `linear`). */
+  linear?: LinearFn;
+  /** The whole attention sublayer's implementation (default: selfAttention). */
+  attention?: AttentionFn;
+  /** The mask is the causal one (an attention implementation may apply it itself). */
+  causal?: boolean;
   /** Additive mask broadcast to [seq, seq] (e.g. the causal −∞ mask), or null. */
   mask?: Value | null;
 }
@@ -53,7 +64,8 @@ export interface AttentionOpts {
 export function selfAttention(x: Value, p: BlockParams, o: AttentionOpts): Value {
   const width = x.shape[x.rank - 1] as number;
   const d = width / o.heads;
-  const qkv = linear(x, p.inW, p.inB); // [B, S, 3W]
+  const lin = o.linear ?? linear;
+  const qkv = lin(x, p.inW, p.inB); // [B, S, 3W]
   // [B, S, 3, H, D] → [3, B, H, S, D]
   const heads = transpose(reshape(qkv, [0, 0, 3, o.heads, d]), [2, 0, 3, 1, 4]);
   const [q, k, v] = split(heads, 0, 3).map((t) => squeeze(t, [0])) as [Value, Value, Value];
@@ -61,7 +73,7 @@ export function selfAttention(x: Value, p: BlockParams, o: AttentionOpts): Value
   if (o.mask) scores = add(scores, o.mask);
   const ctx = matmul(softmax(scores, -1), v); // [B, H, S, D]
   const merged = reshape(transpose(ctx, [0, 2, 1, 3]), [0, 0, width]);
-  return linear(merged, p.outW, p.outB);
+  return lin(merged, p.outW, p.outB);
 }
 
 export interface BlockOpts extends AttentionOpts {
@@ -69,8 +81,9 @@ export interface BlockOpts extends AttentionOpts {
 }
 
 export function residualBlock(x: Value, p: BlockParams, o: BlockOpts): Value {
-  const h = add(x, selfAttention(layerNorm(x, p.ln1w, p.ln1b), p, o));
+  const h = add(x, (o.attention ?? selfAttention)(layerNorm(x, p.ln1w, p.ln1b), p, o));
   const act = o.quickGelu ? quickGelu : gelu;
-  const m = linear(act(linear(layerNorm(h, p.ln2w, p.ln2b), p.fcW, p.fcB)), p.projW, p.projB);
+  const lin = o.linear ?? linear;
+  const m = lin(act(lin(layerNorm(h, p.ln2w, p.ln2b), p.fcW, p.fcB)), p.projW, p.projB);
   return add(h, m);
 }

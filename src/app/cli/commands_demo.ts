@@ -1,0 +1,47 @@
+// `clipfit demo` (the main job) and `clipfit demo-engine` (the autodiff demo on two spirals).
+
+import type { Command } from 'commander';
+import { runDemo } from '../demo/run_demo.js';
+import { formatMetricTable } from '../demo/report.js';
+import { createProgress } from '../../train/progress.js';
+import { runEngineDemo } from './demo_engine.js';
+
+type Print = (line: string) => void;
+
+export function registerDemoCommands(program: Command, print: Print): void {
+  program
+    .command('demo')
+    .description('The main job: build the emoji dataset, fine-tune the shipped base CLIP on it, compare zero-shot, fine-tuned and WiSE-FT, and write demo-report/ (a rerun resumes)')
+    .option('--work <dir>', 'dataset and checkpoints (default $CLIPFIT_HOME/demo)')
+    .option('--report <dir>', 'report folder', 'demo-report')
+    .option('--model <model>', 'base model (default the shipped ViT-T-8-64::icons)')
+    .option('--epochs <n>', 'fine-tuning epochs', (v) => Number.parseInt(v, 10))
+    .option('--limit <n>', 'use only the first N emoji items (a quick trial)', (v) => Number.parseInt(v, 10))
+    .addHelpText('after', '\nExample:\n  $ clipfit demo\n  $ open demo-report/index.html')
+    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; limit?: number }) => {
+      const bar = createProgress(process.stdout);
+      const res = await runDemo({
+        report: o.report,
+        ...(o.work ? { work: o.work } : {}),
+        ...(o.model ? { model: o.model } : {}),
+        ...(o.epochs ? { epochs: o.epochs } : {}),
+        ...(o.limit ? { limit: o.limit } : {}),
+        log: (m) => bar.log('info', m),
+        progress: bar.progress,
+        metrics: bar.metrics,
+      });
+      bar.close();
+      print('');
+      print(formatMetricTable(res.report));
+      print('');
+      print(`report: ${res.reportDir}/index.html (metrics.json beside it); ${res.wallS.toFixed(0)} s`);
+    });
+
+  program
+    .command('demo-engine')
+    .description('The engine demo: an MLP trained on two spirals by clipfit\'s autodiff and AdamW in onnxruntime')
+    .option('--threads <n>', 'CPU threads (default: all cores)', (v) => Number.parseInt(v, 10))
+    .action(async (opts: { threads?: number }) => {
+      await runEngineDemo({ threads: opts.threads, log: print });
+    });
+}
