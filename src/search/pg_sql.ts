@@ -15,9 +15,16 @@ export interface SqlClient {
 
 /** A connection pool (pg.Pool): connect() lends a connection until release(). */
 export interface SqlPool extends SqlClient {
-  connect(): Promise<SqlClient & { release(destroy?: boolean | Error): void }>;
+  connect(): Promise<PooledClient>;
   readonly totalCount: number;
   end(): Promise<void>;
+}
+
+/** A lent connection; node-postgres's also emits 'error' when its socket dies. */
+export interface PooledClient extends SqlClient {
+  release(destroy?: boolean | Error): void;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 const isPool = (c: SqlClient | SqlPool): c is SqlPool => typeof (c as SqlPool).connect === 'function' && typeof (c as SqlPool).totalCount === 'number';
@@ -79,19 +86,24 @@ export class Sql {
   async session<T>(fn: () => Promise<T>): Promise<T> {
     if (this.held.getStore()) return fn();
     if (isPool(this.db)) {
-      let c: Awaited<ReturnType<SqlPool['connect']>>;
+      let c: PooledClient;
       try {
         c = await this.db.connect();
       } catch (err) {
         throw this.typed(err, 'connect');
       }
+      // A lent connection whose socket dies also emits 'error' (the pool listens only while it is
+      // idle): unheard, that would end the process. The statement in flight fails on its own.
       let broken: Error | undefined;
+      const onError = (err: Error) => (broken ??= err);
+      c.on?.('error', onError);
       try {
         return await this.held.run({ client: c, tx: false }, fn);
       } catch (err) {
-        if (err instanceof IndexUnavailableError) broken = err;
+        if (err instanceof IndexUnavailableError) broken ??= err;
         throw err;
       } finally {
+        c.off?.('error', onError);
         // A connection that failed is destroyed, not lent to the next caller.
         c.release(broken ?? false);
       }

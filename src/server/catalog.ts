@@ -133,15 +133,7 @@ export class Catalog {
       if (tx) {
         // All of it commits, or none: an unacknowledged add leaves nothing on any replica. The
         // sizes are counted inside, so the answer needs nothing after the COMMIT.
-        try {
-          await tx(async () => {
-            await writeAll();
-            await this.refreshSizes();
-          });
-        } catch (err) {
-          await this.refreshSizes().catch(() => undefined);
-          throw err;
-        }
+        await this.inTransaction(tx, writeAll);
         return this.sides.primary!.size;
       }
       // Images first (an acknowledged vector always has its image); if a later step fails, the
@@ -158,6 +150,24 @@ export class Catalog {
       }
       return this.sides.primary!.size;
     });
+  }
+
+  /**
+   * `write` and a recount of every index as one transaction, so the answer needs nothing after the
+   * COMMIT; if it rolls back, the sizes are the ones from before (no query: the database may be
+   * gone, or a lock may hold it).
+   */
+  private async inTransaction(tx: NonNullable<CatalogStore['transaction']>, write: () => Promise<void>): Promise<void> {
+    const before = [...Object.values(this.sides)].map((s) => s.size);
+    try {
+      await tx(async () => {
+        await write();
+        await this.refreshSizes();
+      });
+    } catch (err) {
+      Object.values(this.sides).forEach((s, i) => (s.size = before[i]!));
+      throw err;
+    }
   }
 
   /** Delete an id from every index and its image; 404 when the primary index lacks it. */
@@ -180,18 +190,13 @@ export class Catalog {
     };
     return this.serial(async () => {
       const tx = this.store.transaction;
-      try {
-        if (tx)
-          await tx(async () => {
-            await removeAll();
-            await this.refreshSizes();
-          });
-        else await removeAll();
-      } catch (err) {
-        await this.refreshSizes().catch(() => undefined);
-        throw err;
-      }
-      if (!tx) await this.refreshSizes();
+      if (tx) await this.inTransaction(tx, removeAll);
+      else
+        try {
+          await removeAll();
+        } finally {
+          await this.refreshSizes().catch(() => undefined);
+        }
       return this.sides.primary!.size;
     });
   }
