@@ -221,6 +221,22 @@ test('no two files import each other, not even for a type (a shared type gets a 
   assert.deepEqual(found, []);
 });
 
+test('inside models/clip: text/ and image/ stand alone, weights/ reads only the config, text/ and image/', () => {
+  const { fileEdges } = scanImports();
+  const clip = 'models/clip/';
+  const part = (f: string) => (f.startsWith(clip) ? (/^(text|image|weights)\//.exec(f.slice(clip.length))?.[1] ?? 'model') : null);
+  const allowed: Record<string, (to: string) => boolean> = {
+    text: (to) => part(to) === 'text',
+    image: (to) => part(to) === 'image',
+    weights: (to) => ['text', 'image', 'weights'].includes(part(to)!) || to === `${clip}config.ts`,
+  };
+  const bad = fileEdges
+    .filter((e) => part(e.from) && part(e.to) && allowed[part(e.from)!] && !allowed[part(e.from)!]!(e.to))
+    .map((e) => `${e.file}: imports '${e.spec}'`);
+  assert.deepEqual(bad, []);
+  assert.ok(fileEdges.some((e) => part(e.from) === 'weights' && part(e.to) === 'text'), 'the check sees models/clip');
+});
+
 test('the library never imports the app', () => {
   const { edges } = scanImports();
   const bad = edges.filter((e) => !e.from.startsWith('app') && e.to.startsWith('app')).map((e) => `${e.file}: imports '${e.spec}'`);

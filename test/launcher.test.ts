@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { requireFixture } from './fixtures.js';
 
 const BIN = path.resolve('bin/clipfit.js');
