@@ -35,6 +35,8 @@ export interface LoadModelOptions {
   /** $CLIPFIT_HOME (model cache, run store). */
   home?: string;
   threads?: number;
+  /** int8 towers (per-channel int8 weights, dynamic activations): the artifact's model_int8.onnx, else the weights quantized on load. */
+  int8?: boolean;
 }
 
 
@@ -62,9 +64,12 @@ export async function resolveServeModel(spec: string, opts: LoadModelOptions = {
 
 export async function loadServeModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const dir = await resolveServeModel(spec, opts);
-  const id = await modelIdOf(dir);
-  const isOnnx = existsSync(path.join(dir, 'clip-text', 'model.onnx')) && existsSync(path.join(dir, 'clip-vision', 'model.onnx'));
-  const runtime = opts.threads !== undefined ? { threads: opts.threads } : {};
+  // int8 towers embed a little differently from fp32 ones (cosine ≈ 0.9998), so an index records
+  // them as another model: switching precision asks for --reindex instead of mixing vectors.
+  const id = (await modelIdOf(dir)) + (opts.int8 ? '+int8' : '');
+  const onnxFile = opts.int8 ? 'model_int8.onnx' : 'model.onnx';
+  const isOnnx = existsSync(path.join(dir, 'clip-text', onnxFile)) && existsSync(path.join(dir, 'clip-vision', onnxFile));
+  const runtime = { ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.int8 ? { int8: true } : {}) };
   if (isOnnx) {
     const text = await getModel(dir, { selectModel: 'clip-text', isOnnx: true, ...runtime });
     const vision = await getModel(dir, { selectModel: 'clip-vision', isOnnx: true, ...runtime });

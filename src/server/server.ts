@@ -69,6 +69,8 @@ export interface ServeOptions {
   /** $CLIPFIT_HOME: model cache, run store, indexes. */
   home?: string;
   threads?: number;
+  /** Encode with int8 towers (LoadModelOptions.int8); models passed in already loaded are used as they are. */
+  int8?: boolean;
   /** Micro-batching: most items per encoder run (32) and longest wait for more (3 ms). */
   batch?: EncoderOptions;
   /** The static web folder (default src/server/web of the package). */
@@ -126,7 +128,7 @@ function checkLimits(l: ApiLimits): ApiLimits {
 
 async function loadModel(m: string | LoadedModel, opts: ServeOptions): Promise<{ model: LoadedModel; owned: boolean }> {
   if (typeof m !== 'string') return { model: m, owned: false };
-  return { model: await loadServeModel(m, { home: homeOf(opts), ...(opts.threads !== undefined ? { threads: opts.threads } : {}) }), owned: true };
+  return { model: await loadServeModel(m, { home: homeOf(opts), ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.int8 ? { int8: true } : {}) }), owned: true };
 }
 
 /** The app, its models and index loaded, not yet listening. */

@@ -15,6 +15,7 @@ const intIn = (flag: string, min: number, max: number) => (v: string): number =>
 
 interface ServeFlags {
   model: string;
+  int8?: boolean;
   compare?: string;
   index: string;
   port: number;
@@ -47,6 +48,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
     .option('--allow-remote-uris', 'fetch http(s) image URIs named in requests (off by default; public addresses only, no redirects into private ones)')
     .option('--max-upload-mb <n>', 'largest uploaded image in MiB', intIn('--max-upload-mb', 1, 1024), 10)
     .option('--threads <n>', 'CPU threads for the models', intIn('--threads', 1, 1024))
+    .option('--int8', 'encode with int8 towers (about 2-3× faster on CPUs with VNNI; the index records them as another model)')
     .addHelpText(
       'after',
       '\nThe web page is at http://HOST:PORT/, the API description at /openapi.json.\n\nExamples:\n  $ clipfit serve --model runs/shoes/artifact --compare ViT-B-32::openai --index shoes\n  $ clipfit serve --model brave-otter --host 0.0.0.0 --token "$(openssl rand -hex 16)"',
@@ -68,6 +70,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
         allowRemoteUris: !!o.allowRemoteUris,
         limits: { maxUploadBytes: o.maxUploadMb * 1024 * 1024 },
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        ...(o.int8 ? { int8: true } : {}),
         log: print,
       });
       const st = server.catalog.status('primary');
