@@ -23,7 +23,7 @@ import { registerApiRoutes } from './routes_api.js';
 import { registerMiscRoutes } from './routes_misc.js';
 import { originGuard } from './origin_guard.js';
 import { DecodePool } from './decode_pool.js';
-import { readFolderConfig } from '../models/clip/checkpoint.js';
+import { readFolderConfig } from '../models/clip/weights/checkpoint.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
 import { openPgServeIndex } from './index_pg.js';

@@ -1,15 +1,15 @@
 // `clipfit models` and `clipfit encode`.
 
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { writeNpy } from '../../formats/npy.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
-import { describeModels } from '../../models/clip/registry.js';
-import { createModelFolder } from '../../models/clip/init.js';
-import type { TokenizerFiles } from '../../models/clip/checkpoint.js';
+import { describeModels } from '../../models/clip/weights/registry.js';
+import { createModelFolder } from '../../models/clip/weights/init.js';
+import type { TokenizerFiles } from '../../models/clip/weights/checkpoint.js';
 
 type Print = (line: string) => void;
 
