@@ -300,11 +300,15 @@ export class IndexLockedError extends ClipfitError {
 }
 
 /** An index database that cannot be reached or lost the connection mid-statement (refused, reset,
- * shut down, terminated). Names the database (password removed) and the operation; whatever was
- * in flight was rolled back or never acknowledged, so retrying is safe. */
+ * shut down, terminated). Names the database (password removed) and the operation. A transaction
+ * cut before its COMMIT was rolled back by the server; one cut during its COMMIT may have landed. */
 export class IndexUnavailableError extends ClipfitError {
   constructor(readonly where: string, readonly op: string, detail: string, options?: { cause?: unknown }) {
-    super(`index database ${where}: ${op} failed: ${detail}; nothing was written by this request, retry when the database is back`, options);
+    super(
+      `index database ${where}: ${op} failed: ${detail}; ` +
+        (op === 'COMMIT' ? 'the write may or may not have been committed: read it back before retrying' : 'nothing was written by this request, retry when the database is back'),
+      options,
+    );
   }
 }
 

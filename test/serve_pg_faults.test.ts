@@ -68,7 +68,7 @@ test('a table made for another dimension, or by another program: IndexMismatchEr
   assert.equal(await count('dims', 'clipfit_idx_default', 'keep'), 1);
 });
 
-test('a database that refuses connections: IndexUnavailableError at start, password not shown', { timeout: 120_000 }, async (t) => {
+test('a database that refuses connections, or does not exist: typed errors at start, password not shown', { timeout: 120_000 }, async (t) => {
   if (!ready(t)) return;
   const port = await new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -78,6 +78,8 @@ test('a database that refuses connections: IndexUnavailableError at start, passw
   });
   const url = `postgresql://clipfit:hunter2@127.0.0.1:${port}/nothing`;
   await assert.rejects(start({ model: fx!.onnxModel, index: url }), (e: unknown) => e instanceof IndexUnavailableError && /ECONNREFUSED|refused/i.test(e.message) && !e.message.includes('hunter2'));
+  // A server that answers, but not for that database: the URL is wrong, not the network.
+  await assert.rejects(start({ model: fx!.onnxModel, index: `postgresql://clipfit:hunter2@127.0.0.1:${pgs!.port}/nosuchdb` }), (e: unknown) => e instanceof ConfigError && /"nosuchdb" does not exist/.test(e.message) && !e.message.includes('hunter2'));
 });
 
 test('a connection cut in the middle of an add: 503, and neither the image nor the vector is written', { timeout: 120_000 }, async (t) => {

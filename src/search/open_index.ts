@@ -112,6 +112,9 @@ export async function openPgDatabase(url: string, opts: PgDatabaseOptions = {}):
     await sql.query('SELECT 1');
   } catch (err) {
     await pool.end().catch(() => undefined);
+    // Wrong user or password (class 28), no such database (3D000): the URL is wrong, not the network.
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (code.startsWith('28') || code === '3D000') throw new ConfigError('index', `${sql.where}: ${(err as Error).message}`);
     throw err;
   }
   return sql;
