@@ -8,12 +8,12 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { initClipParams } from '../src/models/clip/init.js';
-import { saveModelFolder } from '../src/models/clip/checkpoint.js';
-import type { Weights } from '../src/models/clip/checkpoint.js';
+import { initClipParams } from '../src/models/clip/weights/init.js';
+import { saveModelFolder } from '../src/models/clip/weights/checkpoint.js';
+import type { Weights } from '../src/models/clip/weights/checkpoint.js';
 import type { ClipConfig } from '../src/models/clip/config.js';
 import { defaultPreprocess } from '../src/models/clip/config.js';
-import { defaultRegistry } from '../src/models/clip/registry.js';
+import { defaultRegistry } from '../src/models/clip/weights/registry.js';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import type { FolderIndexKind } from '../src/search/folder_index.js';
 import { modelIdOf } from '../src/search/model_id.js';

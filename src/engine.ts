@@ -29,14 +29,14 @@ export type { TrainGraph, TrainGraphOptions } from './train/train_graph.js';
 
 // CLIP: configs, towers, checkpoints, hub, tokenizer, preprocessing, export.
 export * from './models/clip/config.js';
-export { detectLayout, loadModelFolder, saveModelFolder } from './models/clip/checkpoint.js';
-export type { ModelFolder, TokenizerFiles, Weights } from './models/clip/checkpoint.js';
-export { resolveModel } from './models/clip/hub.js';
-export type { ResolveOptions, DownloadProgress } from './models/clip/hub.js';
-export { ClipTokenizer } from './models/clip/tokenizer.js';
-export type { TokenizeOptions, TokenizedBatch } from './models/clip/tokenizer.js';
-export { decodeImage, preprocessImage, preprocessBatch, toRgbU8, CLIP_MEAN, CLIP_STD } from './models/clip/preprocess.js';
-export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from './models/clip/preprocess.js';
+export { detectLayout, loadModelFolder, saveModelFolder } from './models/clip/weights/checkpoint.js';
+export type { ModelFolder, TokenizerFiles, Weights } from './models/clip/weights/checkpoint.js';
+export { resolveModel } from './models/clip/weights/hub.js';
+export type { ResolveOptions, DownloadProgress } from './models/clip/weights/hub.js';
+export { ClipTokenizer } from './models/clip/text/tokenizer.js';
+export type { TokenizeOptions, TokenizedBatch } from './models/clip/text/tokenizer.js';
+export { decodeImage, preprocessImage, preprocessBatch, toRgbU8, CLIP_MEAN, CLIP_STD } from './models/clip/image/preprocess.js';
+export type { DecodedImage, DecodeOptions, PreprocessOptions, ImageMode } from './models/clip/image/preprocess.js';
 export { imageTower, textTower, clipHead } from './models/clip/model.js';
 export { buildImageEncoder, buildTextEncoder } from './models/clip/graphs.js';
 export type { EncoderGraph } from './models/clip/graphs.js';

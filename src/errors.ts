@@ -299,6 +299,27 @@ export class IndexLockedError extends ClipfitError {
   }
 }
 
+/** An index database that cannot be reached or lost the connection mid-statement (refused, reset,
+ * shut down, terminated). Names the database (password removed) and the operation. A transaction
+ * cut before its COMMIT was rolled back by the server; one cut during its COMMIT may have landed. */
+export class IndexUnavailableError extends ClipfitError {
+  constructor(readonly where: string, readonly op: string, detail: string, options?: { cause?: unknown }) {
+    super(
+      `index database ${where}: ${op} failed: ${detail}; ` +
+        (op === 'COMMIT' ? 'the write may or may not have been committed: read it back before retrying' : 'nothing was written by this request, retry when the database is back'),
+      options,
+    );
+  }
+}
+
+/** An index whose table or label is not what this handle was opened for: made for another model
+ * or dimension (perhaps relabelled by another replica's rebuild), or not a clipfit index at all. */
+export class IndexMismatchError extends ClipfitError {
+  constructor(readonly index: string, readonly expected: string, readonly actual: string, hint: string) {
+    super(`index '${index}' holds ${actual}, not ${expected}; ${hint}`);
+  }
+}
+
 /** `clipfit serve` asked to listen beyond loopback without a bearer token. Names the host. */
 export class InsecureServeError extends ClipfitError {
   constructor(readonly host: string) {

@@ -17,8 +17,8 @@ export * from './runs/index.js';
 // Models: by name ('ViT-B-32::openai'), folder or artifact; encode and evaluate.
 export { ClipModel } from './models/clip/clip_model.js';
 export type { Embeddings, EncodeOptions, LoadOptions } from './models/clip/clip_model.js';
-export { DEFAULT_MODEL, describeModels, registerModel, registerPretrained, parseModelId } from './models/clip/registry.js';
-export type { ModelDescription, PretrainedDescription, PretrainedSpec } from './models/clip/registry.js';
+export { DEFAULT_MODEL, describeModels, registerModel, registerPretrained, parseModelId } from './models/clip/weights/registry.js';
+export type { ModelDescription, PretrainedDescription, PretrainedSpec } from './models/clip/weights/registry.js';
 export { getModel, encode, inferenceFromClip, evaluateModel, InferenceModel } from './inference/index.js';
 export type { GetModelOptions, InferenceEncodeOptions, EncodeData, Tower, EvaluateModelOptions, ModelEvaluation } from './inference/index.js';
 

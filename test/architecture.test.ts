@@ -51,6 +51,7 @@ const FLOOR_NAMES = ['util', 'onnx/runtime', 'ops/autodiff', 'models/data', 'tra
 const VARIABLE_IMPORTS: Record<string, string> = {
   'search/open_index.ts': "the optional 'pg' package, named by a variable so that TypeScript does not require it",
   'runs/execute.ts': 'a job module the caller names (tests run a fake fit); clipfit\'s own fit is a literal import',
+  'app/report/chart.ts': "the web page's chart.js, plain JavaScript shipped in src/server/web/ (not compiled into dist/)",
 };
 
 function sourceFiles(dir: string, out: string[] = []): string[] {
@@ -219,6 +220,31 @@ test('no two files import each other, not even for a type (a shared type gets a 
   const { fileEdges } = scanImports();
   const found = cycles(fileEdges).map((c) => `${c.join(' ⇄ ')}:\n    ${cycleImports(fileEdges, c).join('\n    ')}`);
   assert.deepEqual(found, []);
+});
+
+test('inside models/clip: text/ and image/ stand alone, weights/ reads only the config, text/ and image/', () => {
+  const { fileEdges } = scanImports();
+  const clip = 'models/clip/';
+  const part = (f: string) => (f.startsWith(clip) ? (/^(text|image|weights)\//.exec(f.slice(clip.length))?.[1] ?? 'model') : null);
+  const allowed: Record<string, (to: string) => boolean> = {
+    text: (to) => part(to) === 'text',
+    image: (to) => part(to) === 'image',
+    weights: (to) => ['text', 'image', 'weights'].includes(part(to)!) || to === `${clip}config.ts`,
+  };
+  const bad = fileEdges
+    .filter((e) => part(e.from) && part(e.to) && allowed[part(e.from)!] && !allowed[part(e.from)!]!(e.to))
+    .map((e) => `${e.file}: imports '${e.spec}'`);
+  assert.deepEqual(bad, []);
+  assert.ok(fileEdges.some((e) => part(e.from) === 'weights' && part(e.to) === 'text'), 'the check sees models/clip');
+});
+
+test('every error src/ throws on purpose is a ClipfitError: no bare `throw new Error(`', () => {
+  const bare = sourceFiles(SRC).flatMap((abs) =>
+    readFileSync(abs, 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (/\bthrow new (Type|Range)?Error\(/.test(line) ? [`${path.relative(SRC, abs)}:${i + 1}: ${line.trim()}`] : [])),
+  );
+  assert.deepEqual(bare, []);
 });
 
 test('the library never imports the app', () => {

@@ -5,8 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { trainBpe, writeVocabMerges } from '../src/models/clip/bpe_train.js';
-import { ClipTokenizer } from '../src/models/clip/tokenizer.js';
+import { trainBpe, writeVocabMerges } from '../src/models/clip/text/bpe_train.js';
+import { ClipTokenizer } from '../src/models/clip/text/tokenizer.js';
 
 const corpus = [
   'arrow left', 'arrow right', 'arrow up', 'arrow down', 'arrow up right', 'home', 'house', 'home outline',

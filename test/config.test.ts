@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ArchitectureError, ConfigError, UnknownModelError } from '../src/errors.js';
 import { countParams, paramShapes, parseModelConfig, parseOpenClipConfig, parsePreprocessCfg } from '../src/models/clip/config.js';
-import { DEFAULT_MODEL, defaultRegistry, describeModels } from '../src/models/clip/registry.js';
+import { DEFAULT_MODEL, defaultRegistry, describeModels } from '../src/models/clip/weights/registry.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
 import { REPO_ROOT, requireFixture } from './fixtures.js';
 
@@ -200,7 +200,7 @@ test('the shipped base model is listed, is the default, and its folder name is c
 });
 
 test('the default model resolves to the folder shipped in the package, offline, and loads', async () => {
-  const { resolveModel } = await import('../src/models/clip/hub.js');
+  const { resolveModel } = await import('../src/models/clip/weights/hub.js');
   const { ClipModel } = await import('../src/models/clip/clip_model.js');
   const dir = await resolveModel(DEFAULT_MODEL, { offline: true, home: '/nonexistent-clipfit-home' });
   assert.equal(dir, path.resolve(REPO_ROOT, 'models', 'ViT-T-8-64-icons'));

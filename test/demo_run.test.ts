@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runDemo } from '../src/app/demo/run_demo.js';
-import { trainBpe, writeVocabMerges } from '../src/models/clip/bpe_train.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { trainBpe, writeVocabMerges } from '../src/models/clip/text/bpe_train.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 
 test('runDemo fine-tunes, scores every variant and writes the report', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-demo-'));

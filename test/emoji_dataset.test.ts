@@ -18,7 +18,7 @@ import {
 import type { EmojiJoin, EmojiManifest } from '../src/app/datasets/emoji/index.js';
 import { MissingPackageError } from '../src/errors.js';
 import { evaluateModel } from '../src/inference/evaluate_model.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { FIXTURES, REPO_ROOT, requireFixture } from './fixtures.js';
 
 const NM = path.join(REPO_ROOT, 'node_modules');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { TokenizerFileError } from '../src/errors.js';
-import { loadModelFolder, saveModelFolder } from '../src/models/clip/checkpoint.js';
+import { loadModelFolder, saveModelFolder } from '../src/models/clip/weights/checkpoint.js';
 import { ClipModel } from '../src/models/clip/clip_model.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
 import { FIXTURES, requireFixture } from './fixtures.js';

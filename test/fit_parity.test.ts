@@ -77,6 +77,12 @@ async function fixtureFiles() {
   return { cfg, initial: initial!, step1: step1!, step2: step2! };
 }
 
+/** One step on batch 1 → adamw1; two steps, batch 1 then batch 2 → adamw2. */
+const stepsOf = (fx: Awaited<ReturnType<typeof fixtureFiles>>) => [
+  { batches: [fx.cfg.batch1], ref: fx.step1, prefix: 'adamw1.', fill: decayOnce },
+  { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
+];
+
 const hyper = (csv: string, workDir: string): FitOptions => ({
   model: tiny!, // an open_clip folder without tokenizer files: OpenAI's bundled BPE, as open_clip does
   trainData: csv,
@@ -93,10 +99,7 @@ const hyper = (csv: string, workDir: string): FitOptions => ({
 test('fit() on the fixture batches as a CSV reproduces AdamW step 1 and step 2 within 1e-4', async (t) => {
   if (!tiny) return t.skip();
   const fx = await fixtureFiles();
-  const steps = [
-    { batches: [fx.cfg.batch1], ref: fx.step1, prefix: 'adamw1.', fill: decayOnce },
-    { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
-  ];
+  const steps = stepsOf(fx);
   for (const [k, s] of steps.entries()) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-parity-'));
     const csv = writePairsCsv(dir, s.batches);
@@ -117,10 +120,7 @@ test('clipfit fit + clipfit artifact reproduce AdamW step 1 and step 2 within 1e
     run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/app/cli/main.ts'), ...args], { env: { ...process.env, CLIPFIT_HOME: home }, cwd: REPO_ROOT }).catch(
       (e: { code: number; stdout: string; stderr: string }) => assert.fail(`clipfit ${args.join(' ')} exited ${e.code}: ${e.stderr}${e.stdout}`),
     );
-  const steps = [
-    { batches: [fx.cfg.batch1], ref: fx.step1, prefix: 'adamw1.', fill: decayOnce },
-    { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
-  ];
+  const steps = stepsOf(fx);
   for (const [k, s] of steps.entries()) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-parity-cli-'));
     const csv = writePairsCsv(dir, s.batches);

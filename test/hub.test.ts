@@ -13,10 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ChecksumError, ConfigError, DownloadError, HubFileError, OfflineError, UnknownModelError } from '../src/errors.js';
-import { loadModelFolder } from '../src/models/clip/checkpoint.js';
-import { cacheDirFor, resolveModel } from '../src/models/clip/hub.js';
-import type { DownloadProgress, ResolveOptions } from '../src/models/clip/hub.js';
-import type { RegistryExtension } from '../src/models/clip/registry.js';
+import { loadModelFolder } from '../src/models/clip/weights/checkpoint.js';
+import { cacheDirFor, resolveModel } from '../src/models/clip/weights/hub.js';
+import type { DownloadProgress, ResolveOptions } from '../src/models/clip/weights/hub.js';
+import type { RegistryExtension } from '../src/models/clip/weights/registry.js';
 import { FIXTURES } from './fixtures.js';
 
 const HAVE = existsSync(path.join(FIXTURES, 'tiny/open_clip_model.safetensors')) && existsSync(path.join(FIXTURES, 'tiny-hf/model.safetensors'));

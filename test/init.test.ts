@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseModelConfig } from '../src/models/clip/config.js';
-import { createModelFolder, initClipParams } from '../src/models/clip/init.js';
+import { createModelFolder, initClipParams } from '../src/models/clip/weights/init.js';
 import { fit } from '../src/train/fit.js';
 import { makeShapesCsv } from './fit_data.js';
 import { FIXTURES, REPO_ROOT, requireFixture } from './fixtures.js';

@@ -5,12 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
+import { lockHolder } from '../src/search/index_lock.js';
 import { requireFixture } from './fixtures.js';
 
 const BIN = path.resolve('bin/clipfit.js');
@@ -47,19 +48,20 @@ test('SIGTERM to the started clipfit serve closes its port and releases the inde
     });
     void exited.then(([code]) => reject(new Error(`serve exited (${code}) before listening:\n${out}`)));
   });
-  const lock = path.join(home, 'indexes', 'shoes', 'primary', 'LOCK');
+  const root = path.join(home, 'indexes', 'shoes');
   // The PID we started is node serving, not a wrapper around it; the shebang gave it the tunables.
   assert.match(path.basename(readlinkSync(`/proc/${child.pid}/exe`)), /^node/);
   // (glibc cuts the variable after the first tunable in the process's own environment block as it parses it.)
   assert.ok(readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0').some((v) => v.startsWith('GLIBC_TUNABLES=glibc.malloc.mmap_max=0')));
-  assert.equal(readFileSync(lock, 'utf8'), String(child.pid));
+  assert.equal((await lockHolder(root))?.pid, child.pid, 'the server holds the index lock');
   assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
 
   child.kill('SIGTERM');
   const [code, signal] = await exited;
   assert.deepEqual([code, signal], [0, null], out);
   assert.equal(await portOpen(port), false, 'the port is closed');
-  assert.ok(!existsSync(lock), 'the index lock is released');
+  assert.equal(await lockHolder(root), null, 'the index lock is released');
+  assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('LOCK')), [], 'no lock file is left behind');
 });
 
 test('the launcher runs a command to completion with its exit status', { skip }, async () => {

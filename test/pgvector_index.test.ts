@@ -1,18 +1,21 @@
-// PgVectorIndex on pgvector inside an in-memory PGlite: the same contract as the folder index —
-// exact and HNSW search against a float64 reference, upsert, remove, typed errors, needsRebuild,
-// clear(model), replaceAll — and openIndex's pglite:/postgres:// specs.
+// PgVectorIndex on pgvector, the same SQL on two engines: PGlite in process, and a real PostgreSQL 15
+// server with pgvector built from source (test/pg_server.ts) through node-postgres. The same contract
+// as the folder index — exact and HNSW search against a float64 reference, upsert, remove, typed
+// errors, needsRebuild, clear(model), replaceAll — and openIndex's pglite:/postgres:// specs.
 
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite/vector';
-import { ConfigError, UnknownVectorIdError, VectorDimensionError } from '../src/errors.js';
+import pg from 'pg';
+import { ConfigError, IndexMismatchError, UnknownVectorIdError, VectorDimensionError } from '../src/errors.js';
 import type { IndexItem } from '../src/search/index_types.js';
 import { openIndex } from '../src/search/open_index.js';
 import { openPgVectorIndex } from '../src/search/pgvector_index.js';
-import type { PgVectorIndex } from '../src/search/pgvector_index.js';
+import type { PgVectorIndex, SqlClient } from '../src/search/pgvector_index.js';
 import { seededRandom } from '../src/util/random.js';
+import { pgSkipReason, startPgServer } from './pg_server.js';
+import type { PgServer } from './pg_server.js';
 
 const rng = seededRandom;
 const randVec = (r: () => number, d: number) => Float32Array.from({ length: d }, () => r() * 2 - 1);
@@ -33,16 +36,51 @@ function sameHits(got: { id: string; score: number }[], want: { id: string; scor
   got.forEach((h, i) => assert.ok(Math.abs(h.score - want[i]!.score) < 1e-5, `${what}: score of ${h.id}`));
 }
 
-let db: PGlite;
+/** One SQL connection per engine; `null` when this machine has no PostgreSQL server (skipped). */
+interface Engine {
+  name: string;
+  db: SqlClient | null;
+}
+let lite: PGlite;
+let server: PgServer | null = null;
+let client: pg.Client | null = null;
+let pool: pg.Pool | null = null;
+const engines: Engine[] = [
+  { name: 'pglite', db: null },
+  { name: 'postgres', db: null },
+  { name: 'postgres pool', db: null },
+];
 before(async () => {
-  db = new PGlite({ extensions: { vector } });
-  await db.waitReady;
+  lite = new PGlite({ extensions: { vector } });
+  await lite.waitReady;
+  engines[0]!.db = lite;
+  server = await startPgServer();
+  if (server) {
+    client = new pg.Client({ connectionString: await server.createDatabase('adapter') });
+    await client.connect();
+    engines[1]!.db = client;
+    // A pool lends each transaction and each search its own connection: the same contract.
+    pool = new pg.Pool({ connectionString: await server.createDatabase('adapter_pool'), max: 4 });
+    engines[2]!.db = pool as unknown as SqlClient;
+  }
 });
 after(async () => {
-  await db.close();
+  await lite.close();
+  await client?.end();
+  await pool?.end();
+  await server?.stop();
 });
 
-test('pgvector: add, exact and HNSW search against the reference, filter, get, upsert, remove', async () => {
+/** `body` once per engine, as its own test. */
+function eachEngine(title: string, body: (db: SqlClient, engine: string) => Promise<void>): void {
+  for (const e of engines)
+    test(`${e.name}: ${title}`, async (t) => {
+      if (!e.db) return t.skip(`no PostgreSQL server: ${pgSkipReason()}`);
+      await body(e.db, e.name);
+    });
+}
+
+eachEngine('add, exact and HNSW search against the reference, filter, get, upsert, remove', async (db) => {
   const data = items(300, 12, 21);
   const ix = await openPgVectorIndex(db, { name: 'main', dim: 12, model: 'm1' });
   await ix.add(data.slice(0, 100));
@@ -76,11 +114,11 @@ test('pgvector: add, exact and HNSW search against the reference, filter, get, u
   await ix.close();
 });
 
-test('pgvector: dimension errors, reopening, needsRebuild, clear(model), replaceAll', async () => {
+eachEngine('dimension errors, reopening, needsRebuild, clear(model), replaceAll', async (db) => {
   const ix = await openPgVectorIndex(db, { name: 'labels', dim: 4, model: 'm1' });
   await assert.rejects(ix.add([{ id: 'a', vector: new Float32Array(5).fill(1) }]), (e: unknown) => e instanceof VectorDimensionError && e.id === 'a' && e.expected === 4 && e.actual === 5);
   await assert.rejects(ix.search(new Float32Array(3).fill(1), 1), (e: unknown) => e instanceof VectorDimensionError && e.actual === 3);
-  await assert.rejects(openPgVectorIndex(db, { name: 'labels', dim: 8 }), (e: unknown) => e instanceof ConfigError && e.field === 'dim');
+  await assert.rejects(openPgVectorIndex(db, { name: 'labels', dim: 8 }), (e: unknown) => e instanceof IndexMismatchError && /dimension 4/.test(e.message));
   await assert.rejects(openPgVectorIndex(db, { name: 'missing' }), (e: unknown) => e instanceof ConfigError && /give dim and model/.test(e.message));
   await assert.rejects(openPgVectorIndex(db, { name: 'Bad-Name', dim: 4, model: 'm' }), (e: unknown) => e instanceof ConfigError && e.field === 'name');
   await ix.add(items(10, 4, 24));
@@ -108,17 +146,25 @@ test('pgvector: dimension errors, reopening, needsRebuild, clear(model), replace
   assert.deepEqual([unchanged.dim, unchanged.model], [7, 'm3']);
 });
 
-test('openIndex: pglite:memory creates a pgvector index; postgres:// without pg says how to get it', async () => {
+test('openIndex: pglite:memory creates a pgvector index', async () => {
   const ix = await openIndex('pglite:memory', { dim: 3, model: 'm', name: 'tmp' });
   await ix.add([{ id: 'a', vector: Float32Array.of(1, 0, 0) }, { id: 'b', vector: Float32Array.of(0, 1, 0) }]);
   assert.equal((await ix.search(Float32Array.of(0.1, 1, 0), 1))[0]!.id, 'b');
   await ix.close();
-  let hasPg = true;
-  try {
-    createRequire(import.meta.url).resolve('pg');
-  } catch {
-    hasPg = false;
-  }
-  if (!hasPg)
-    await assert.rejects(openIndex('postgres://user:secret@127.0.0.1:1/db', { dim: 3, model: 'm' }), (e: unknown) => e instanceof ConfigError && /npm install pg/.test(e.message) && !e.message.includes('secret'));
+});
+
+test('openIndex: a postgres:// URL opens the index on the server, and a second handle sees its writes', async (t) => {
+  if (!server) return t.skip(`no PostgreSQL server: ${pgSkipReason()}`);
+  const url = await server.createDatabase('spec');
+  const a = await openIndex(url, { dim: 3, model: 'm', name: 'shared' });
+  const b = await openIndex(url, { name: 'shared' });
+  assert.deepEqual([b.dim, b.model], [3, 'm']);
+  await a.add([{ id: 'a', vector: Float32Array.of(1, 0, 0) }, { id: 'b', vector: Float32Array.of(0, 1, 0) }]);
+  assert.deepEqual((await b.search(Float32Array.of(0.1, 1, 0), 2)).map((h) => h.id), ['b', 'a']);
+  await b.remove('a');
+  assert.equal(await a.get('a'), undefined);
+  await a.close();
+  await b.close();
+  const rows = await server.admin<{ name: string; dim: number; model: string }>('SELECT name, dim, model FROM clipfit_indexes', [], 'spec');
+  assert.deepEqual(rows, [{ name: 'shared', dim: 3, model: 'm' }]);
 });

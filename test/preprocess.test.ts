@@ -14,7 +14,7 @@ import {
   preprocessImage,
   resizeWindow,
   toRgbU8,
-} from '../src/models/clip/preprocess.js';
+} from '../src/models/clip/image/preprocess.js';
 import { readSafetensors, type StFile } from '../src/runtime/safetensors.js';
 import { requireFixture } from './fixtures.js';
 

@@ -12,7 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { followRun, registerRunCommands } from '../src/app/cli/commands_runs.js';
 import { RunError } from '../src/errors.js';
 import { getRun, inProcessRun, startRun } from '../src/runs/index.js';
-import { DEFAULT_MODEL } from '../src/models/clip/registry.js';
+import { DEFAULT_MODEL } from '../src/models/clip/weights/registry.js';
 import { RunStore, type RunRecord } from '../src/runs/store.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

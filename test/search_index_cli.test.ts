@@ -11,7 +11,7 @@ import { Command } from 'commander';
 import { registerIndexCommands } from '../src/app/cli/commands_index.js';
 import { ConfigError } from '../src/errors.js';
 import { encode, getModel } from '../src/inference/index.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { makeShapesCsv } from './fit_data.js';
 import { requireFixture } from './fixtures.js';
 

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { Command } from 'commander';
 import { registerIndexCommands } from '../src/app/cli/commands_index.js';
 import { IndexLockedError } from '../src/errors.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import { acquireIndexLock, processStart } from '../src/search/index_lock.js';
 import { makeShapesCsv } from './fit_data.js';

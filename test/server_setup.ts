@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encode, getModel } from '../src/inference/index.js';
 import { ClipModel } from '../src/models/clip/clip_model.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { serve } from '../src/server/server.js';
 import type { ServeOptions } from '../src/server/server.js';
 import { makeShapesCsv } from './fit_data.js';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipTokenizer } from '../src/models/clip/tokenizer.js';
+import { ClipTokenizer } from '../src/models/clip/text/tokenizer.js';
 import { CaptionError, ConfigError, TokenizerFileError } from '../src/errors.js';
 import { FIXTURES, requireFixture } from './fixtures.js';
 

@@ -13,7 +13,7 @@ import type { TestContext } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ClipModel } from '../src/models/clip/clip_model.js';
-import { createModelFolder } from '../src/models/clip/init.js';
+import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { RunStore } from '../src/runs/store.js';
 import { createServer } from '../src/server/server.js';
 import type { ClipfitServer } from '../src/server/server.js';

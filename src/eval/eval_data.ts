@@ -18,7 +18,7 @@ import { fetchRemoteImages, imageDocOf, imageInputOf, imageName } from '../data/
 import { documentError, withRow } from '../data/origin.js';
 import type { OriginField } from '../data/origin.js';
 import { DataError, ImageError } from '../errors.js';
-import { decodeImage } from '../models/clip/preprocess.js';
+import { decodeImage } from '../models/clip/image/preprocess.js';
 import { loadDocuments } from '../data/source.js';
 import type { SkippedRecord } from '../data/source.js';
 

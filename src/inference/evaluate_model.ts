@@ -9,6 +9,7 @@ import { Document } from '../data/index.js';
 import { ConfigError } from '../errors.js';
 import { evaluateRetrieval } from '../eval/evaluate.js';
 import type { Distance } from '../eval/knn.js';
+import { runArtifactFor } from '../runs/model_spec.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import type { Device } from '../runtime/session.js';
 import type { SkippedRecord } from '../data/source.js';
@@ -64,7 +65,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     text = await getModel(o.model, { selectModel: 'clip-text', isOnnx: true, tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
     vision = await getModel(o.model, { selectModel: 'clip-vision', isOnnx: true, device: o.device, int8: o.int8 });
   } else {
-    shared = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
+    shared = await ClipModel.load(runArtifactFor(o.model) ?? o.model, { tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
     text = inferenceFromClip(shared, 'clip-text');
     vision = inferenceFromClip(shared, 'clip-vision');
   }

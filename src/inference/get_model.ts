@@ -7,12 +7,13 @@ import { tokenizeTrimmed } from '../models/clip/embedding_utils.js';
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, MissingOnnxError, RuntimeError, UnknownModelError } from '../errors.js';
-import { readFolderConfig, resolveTokenizer } from '../models/clip/checkpoint.js';
+import { readFolderConfig, resolveTokenizer } from '../models/clip/weights/checkpoint.js';
 import { ClipModel, tokenizerFromFiles, tokenizerFromOption } from '../models/clip/clip_model.js';
 import type { ClipConfig } from '../models/clip/config.js';
 import { towerFile } from '../models/clip/export.js';
-import { preprocessBatch } from '../models/clip/preprocess.js';
-import { ClipTokenizer } from '../models/clip/tokenizer.js';
+import { preprocessBatch } from '../models/clip/image/preprocess.js';
+import { ClipTokenizer } from '../models/clip/text/tokenizer.js';
+import { runArtifactFor } from '../runs/model_spec.js';
 import { Session } from '../runtime/session.js';
 import type { Device, Tensor } from '../runtime/session.js';
 import type { Tower } from './inputs.js';
@@ -128,12 +129,14 @@ async function onnxBackend(dir: string, config: ClipConfig, tower: Tower, opts: 
 }
 
 /**
- * Load one tower of `artifact` (a fit() artifact or any model folder; name::tag too when not ONNX).
+ * Load one tower of `spec` (a fit() artifact or any model folder, a run folder or a finished run's
+ * name — runs/model_spec.ts — and name::tag too when not ONNX).
  * With isOnnx the folder must hold `<selectModel>/model.onnx` (fit with toOnnx: true), or with int8
  * `<selectModel>/model_int8.onnx`.
  */
-export async function getModel(artifact: string, opts: GetModelOptions): Promise<InferenceModel> {
+export async function getModel(spec: string, opts: GetModelOptions): Promise<InferenceModel> {
   const tower = checkTower(opts?.selectModel);
+  const artifact = runArtifactFor(spec) ?? spec;
   if (!opts.isOnnx) {
     const model = await ClipModel.load(artifact, { tokenizer: opts.tokenizer, device: opts.device, threads: opts.threads, int8: opts.int8 });
     return inferenceFromClip(model, tower, { owned: true });

@@ -9,6 +9,7 @@ import { ExperimentError, RunError } from '../errors.js';
 import type { FitOptions } from '../train/fit_types.js';
 import { executeRun, loadFit } from './execute.js';
 import { appendLog } from './logs.js';
+import { runArtifactFor } from './model_spec.js';
 import { Run } from './run.js';
 import { isFinal, isWorkerAlive, RunStore, type ExperimentInfo } from './store.js';
 
@@ -49,6 +50,9 @@ export function inProcessRun(name: string): Promise<unknown> | undefined {
 export function startRun(options: FitOptions, opts: StartRunOptions = {}): Run {
   const store = RunStore.open(opts.home);
   const jobModule = opts.jobModule !== undefined ? path.resolve(opts.jobModule) : undefined;
+  // A run name or run folder as the model: fine-tune that run's artifact (fit itself takes folders and name::tag).
+  const artifact = options.model !== undefined ? runArtifactFor(options.model, opts.home) : null;
+  if (artifact) options = { ...options, model: artifact };
   const rec = store.createRun({ options, ...(jobModule ? { jobModule } : {}), cwd: process.cwd(), inProcess: opts.detach === false });
   const name = rec.name;
   appendLog(store.logFile(name), 'info', `run ${name} created`);

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ExperimentError, RunError, RunNameTakenError, RunNotFoundError } from '../errors.js';
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../models/clip/weights/registry.js';
 import type { FitOptions } from '../train/fit_types.js';
 import { isWorkerAlive, processStartTime } from '../util/liveness.js';
 import { appendLog } from './logs.js';

@@ -5,9 +5,10 @@ export type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredI
 export { FolderIndex, openFolderIndex } from './folder_index.js';
 export type { FolderIndexInfo, FolderIndexKind, FolderIndexOptions } from './folder_index.js';
 export { PgVectorIndex, openPgVectorIndex } from './pgvector_index.js';
-export type { PgVectorIndexOptions, SqlClient } from './pgvector_index.js';
-export { indexesRoot, openIndex, resolveIndexSpec } from './open_index.js';
-export type { IndexLocation, OpenIndexOptions } from './open_index.js';
+export type { PgVectorIndexOptions, SqlClient, SqlPool } from './pgvector_index.js';
+export { Sql } from './pg_sql.js';
+export { indexesRoot, openIndex, openPgDatabase, resolveIndexSpec } from './open_index.js';
+export type { IndexLocation, OpenIndexOptions, PgDatabaseOptions } from './open_index.js';
 export { DEFAULT_HNSW } from './hnsw_graph.js';
 export type { HnswParams } from './hnsw_graph.js';
 export { modelIdOf } from './model_id.js';

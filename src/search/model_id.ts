@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { readFolderConfig } from '../models/clip/checkpoint.js';
+import { readFolderConfig } from '../models/clip/weights/checkpoint.js';
 
 const EDGE = 1 << 20;
 

@@ -5,9 +5,10 @@
 // holds ROOT's owner lock, so a running `clipfit serve` on the same index refuses it with its URL.
 //   pglite:memory             pgvector in an in-memory PGlite (gone when closed)
 //   pglite:DIR                pgvector in a PGlite database stored in DIR
-//   postgres://… postgresql://…  a Postgres server with pgvector, through node-postgres: `pg` is
-//                             not a clipfit dependency; install it next to clipfit to use this
-// For the Postgres backends, `opts.name` names the index inside the database (default 'default').
+//   postgres://…[#NAME]       a Postgres server with pgvector, through a node-postgres pool; several
+//   postgresql://…[#NAME]     processes may share it (server replicas): see pgvector_index.ts
+// For the Postgres backends, `opts.name` (or the URL's #NAME) names the index inside the database
+// (default 'default').
 
 import os from 'node:os';
 import path from 'node:path';
@@ -17,8 +18,10 @@ import { ConfigError } from '../errors.js';
 import { openRootIndex } from './index_root.js';
 import type { FolderIndexOptions } from './folder_index.js';
 import type { VectorIndex } from './index_types.js';
+import { Sql } from './pg_sql.js';
+import type { SqlPool } from './pg_sql.js';
 import { openPgVectorIndex } from './pgvector_index.js';
-import type { PgVectorIndexOptions, SqlClient } from './pgvector_index.js';
+import type { PgVectorIndexOptions } from './pgvector_index.js';
 
 export interface OpenIndexOptions extends FolderIndexOptions, StoreOptions {
   /** Index name inside a Postgres database (default 'default'). */
@@ -32,7 +35,7 @@ export interface OpenIndexOptions extends FolderIndexOptions, StoreOptions {
 export type IndexLocation =
   | { backend: 'folder'; /** The index root (index_root.ts). */ dir: string }
   | { backend: 'pglite'; dataDir: string | null }
-  | { backend: 'postgres'; url: string };
+  | { backend: 'postgres'; /** Without the #NAME. */ url: string; /** The URL's #NAME, if any. */ name?: string };
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -41,7 +44,13 @@ export const indexesRoot = (opts: StoreOptions = {}): string => path.join(storeH
 /** Where `spec` points, without opening anything. */
 export function resolveIndexSpec(spec: string, opts: StoreOptions = {}): IndexLocation {
   if (typeof spec !== 'string' || spec === '') throw new ConfigError('index', 'give an index name, a folder, pglite:memory, pglite:DIR or a postgres:// URL');
-  if (/^postgres(ql)?:\/\//.test(spec)) return { backend: 'postgres', url: spec };
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const hash = spec.indexOf('#');
+    if (hash < 0) return { backend: 'postgres', url: spec };
+    const name = spec.slice(hash + 1);
+    if (!/^[a-z0-9_]{1,48}$/.test(name)) throw new ConfigError('index', `${redact(spec.slice(0, hash))}#${name}: index names in Postgres are [a-z0-9_]{1,48}`);
+    return { backend: 'postgres', url: spec.slice(0, hash), name };
+  }
   if (spec.startsWith('pglite:')) {
     const rest = spec.slice('pglite:'.length);
     if (rest === '') throw new ConfigError('index', `${spec}: say pglite:memory or pglite:DIR`);
@@ -61,46 +70,55 @@ const expandHome = (p: string): string => (p === '~' || p.startsWith('~/') ? pat
 export async function openIndex(spec: string, opts: OpenIndexOptions = {}): Promise<VectorIndex> {
   const loc = resolveIndexSpec(spec, opts);
   if (loc.backend === 'folder') return openRootIndex(loc.dir, opts.purpose ?? 'clipfit index', opts, spec);
-  const pgOpts: PgVectorIndexOptions = { name: opts.name, dim: opts.dim, model: opts.model, ...opts.pg };
+  const pgOpts: PgVectorIndexOptions = { name: opts.name ?? (loc.backend === 'postgres' ? loc.name : undefined), dim: opts.dim, model: opts.model, ...opts.pg };
   if (loc.backend === 'pglite') {
     const { PGlite } = await import('@electric-sql/pglite');
     const { vector } = await import('@electric-sql/pglite/vector');
     const db = loc.dataDir === null ? new PGlite({ extensions: { vector } }) : new PGlite(loc.dataDir, { extensions: { vector } });
-    return openOwned(db, pgOpts, () => db.close());
+    return openOwned(new Sql(db, `pglite:${loc.dataDir ?? 'memory'}`), pgOpts, () => db.close());
   }
-  const client = await connectPg(loc.url);
-  return openOwned(client, pgOpts, () => client.end());
+  const sql = await openPgDatabase(loc.url);
+  return openOwned(sql, pgOpts, () => sql.close());
 }
 
-async function openOwned(client: SqlClient, opts: PgVectorIndexOptions, close: () => Promise<void>): Promise<VectorIndex> {
+async function openOwned(sql: Sql, opts: PgVectorIndexOptions, close: () => Promise<void>): Promise<VectorIndex> {
   try {
-    return await openPgVectorIndex(client, { ...opts, onClose: close });
+    return await openPgVectorIndex(sql, { ...opts, onClose: close });
   } catch (err) {
     await close().catch(() => undefined);
     throw err;
   }
 }
 
-interface PgClient extends SqlClient {
-  connect(): Promise<void>;
-  end(): Promise<void>;
+export interface PgDatabaseOptions {
+  /** Most connections this process opens (default 8). */
+  maxConnections?: number;
+  /** How long a request waits for a connection before IndexUnavailableError (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
-/** A connected pg.Client; node-postgres is loaded only here, and only if it is installed. */
-async function connectPg(url: string): Promise<PgClient> {
-  const moduleName = 'pg';
-  let pg: { default?: { Client: new (o: { connectionString: string }) => PgClient }; Client?: new (o: { connectionString: string }) => PgClient };
+/**
+ * A pool of connections to the Postgres server at `url`, as a Sql. Connections that break are
+ * dropped from the pool and new ones made on demand, so a server restart costs only the requests
+ * in flight (IndexUnavailableError); the pool never crashes the process on an idle connection's error.
+ */
+export async function openPgDatabase(url: string, opts: PgDatabaseOptions = {}): Promise<Sql> {
+  const pg = (await import('pg')).default;
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 8, connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000 });
+  pool.on('error', () => undefined);
+  const sql = new Sql(pool as unknown as SqlPool, redact(url));
+  // Fail now, with a typed error, if the server cannot be reached at all.
   try {
-    pg = (await import(moduleName)) as typeof pg;
-  } catch {
-    throw new ConfigError('index', `${redact(url)}: Postgres indexes go through node-postgres, which is not installed; run: npm install pg`);
+    await sql.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    // Wrong user or password (class 28), no such database (3D000): the URL is wrong, not the network.
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (code.startsWith('28') || code === '3D000') throw new ConfigError('index', `${sql.where}: ${(err as Error).message}`);
+    throw err;
   }
-  const Client = pg.Client ?? pg.default?.Client;
-  if (!Client) throw new ConfigError('index', "the installed 'pg' package has no Client export");
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  return client;
+  return sql;
 }
 
 /** The URL without its password, for messages. */
-const redact = (url: string): string => url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+export const redact = (url: string): string => url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');

@@ -2,19 +2,23 @@
 // instance (which bundles pgvector) or a node-postgres Client. One table per index,
 //   clipfit_idx_<name> (id text PRIMARY KEY, embedding vector(dim) NOT NULL, metadata jsonb)
 // with an HNSW index on vector_cosine_ops, and one row per index in clipfit_indexes (name, dim,
-// model). Vectors are L2-normalised before they are stored, as in the folder index; `<=>` is the
-// cosine distance, so score = 1 − distance. The client must be a single connection (PGlite or
-// pg.Client, not a pg.Pool): session settings (hnsw.ef_search) and BEGIN…COMMIT must reach the
-// connection that runs the next statement.
+// model): its label. Vectors are L2-normalised before they are stored, as in the folder index;
+// `<=>` is the cosine distance, so score = 1 − distance. The connection is one (PGlite, pg.Client)
+// or a pool (pg.Pool) through Sql (pg_sql.ts), which keeps session settings (hnsw.ef_search) and
+// BEGIN…COMMIT on one connection.
+// Several processes may share the index (server replicas): creation runs under an advisory lock,
+// every add re-reads the label row FOR SHARE inside its transaction (a rebuild that relabels the
+// index for another model takes that row FOR UPDATE), and every search reads the label in the
+// statement that sets ef, so a handle opened for one model never writes into, or answers from, an
+// index another process has since relabelled: IndexMismatchError, and needsRebuild() turns true.
 
-import { ConfigError, UnknownVectorIdError } from '../errors.js';
+import { ConfigError, IndexMismatchError, UnknownVectorIdError } from '../errors.js';
 import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredItem, VectorIndex } from './index_types.js';
+import { Sql } from './pg_sql.js';
+import type { SqlClient, SqlPool } from './pg_sql.js';
 import { prepareItems, prepareQuery } from './prepare.js';
 
-/** The one method this adapter needs; PGlite and pg.Client both have it. */
-export interface SqlClient {
-  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
-}
+export type { SqlClient, SqlPool } from './pg_sql.js';
 
 export interface PgVectorIndexOptions {
   /** Index name, [a-z0-9_]{1,48} (default 'default'); the table is clipfit_idx_<name>. */
@@ -35,44 +39,96 @@ const NAME_RE = /^[a-z0-9_]{1,48}$/;
 /** pgvector caps hnsw.ef_search at 1000; a search for more neighbours scans exactly. */
 const MAX_EF = 1000;
 const ROWS_PER_INSERT = 500;
+/** pg_advisory_xact_lock key of index creation: 'clipfit' as an integer. */
+export const CREATE_LOCK = 0x636c6970;
 
 const vectorText = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
 
-export async function openPgVectorIndex(client: SqlClient, opts: PgVectorIndexOptions = {}): Promise<PgVectorIndex> {
+interface Label {
+  dim: number;
+  model: string;
+}
+
+/** The vector extension, created if absent (CREATE EXTENSION needs a superuser or the database owner). */
+export async function ensureVectorExtension(sql: Sql): Promise<void> {
+  const has = async () => (await sql.query("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).rows.length > 0;
+  if (await has()) return;
+  try {
+    await sql.query('CREATE EXTENSION IF NOT EXISTS vector');
+  } catch (err) {
+    // Two processes creating it at once: one wins, the other sees a duplicate.
+    if (await has().catch(() => false)) return;
+    throw new ConfigError(
+      'index',
+      `the pgvector extension is not installed in ${sql.where} and could not be created (${(err as Error).message}); as a superuser, run CREATE EXTENSION vector in that database (the server needs pgvector 0.5 or later)`,
+    );
+  }
+}
+
+/** A Sql over `db`, unless it is one already. */
+export const asSql = (db: SqlClient | SqlPool | Sql, where = 'the database'): Sql => (db instanceof Sql ? db : new Sql(db, where));
+
+export async function openPgVectorIndex(db: SqlClient | SqlPool | Sql, opts: PgVectorIndexOptions = {}): Promise<PgVectorIndex> {
+  const sql = asSql(db);
   const name = opts.name ?? 'default';
   if (!NAME_RE.test(name)) throw new ConfigError('name', `index names in Postgres are [a-z0-9_]{1,48}, got ${JSON.stringify(name)}`);
   const table = `clipfit_idx_${name}`;
-  try {
-    await client.query('CREATE EXTENSION IF NOT EXISTS vector');
-  } catch (err) {
-    const has = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'vector'");
-    if (!has.rows.length) throw new ConfigError('index', `the pgvector extension is not installed in this database and could not be created (${(err as Error).message})`);
-  }
-  await client.query(`CREATE TABLE IF NOT EXISTS ${META} (name text PRIMARY KEY, dim integer NOT NULL, model text NOT NULL, created timestamptz NOT NULL DEFAULT now())`);
-  let row = (await client.query(`SELECT dim, model FROM ${META} WHERE name = $1`, [name])).rows[0] as { dim: number; model: string } | undefined;
-  if (!row) {
-    if (opts.dim === undefined || opts.model === undefined) throw new ConfigError('dim', `no index '${name}' in this database; give dim and model to create one`);
+  await ensureVectorExtension(sql);
+  // Everything below commits together or not at all: a refused open leaves the database as it was.
+  const row = await sql.transaction(async () => {
+    // One creator at a time, in every process: CREATE … IF NOT EXISTS alone races on the catalogs.
+    await sql.query('SELECT pg_advisory_xact_lock($1)', [CREATE_LOCK]);
+    await sql.query(`CREATE TABLE IF NOT EXISTS ${META} (name text PRIMARY KEY, dim integer NOT NULL, model text NOT NULL, created timestamptz NOT NULL DEFAULT now())`);
+    const found = (await sql.query(`SELECT dim, model FROM ${META} WHERE name = $1`, [name])).rows[0] as Label | undefined;
+    if (found) {
+      if (opts.dim !== undefined && opts.dim !== found.dim)
+        throw new IndexMismatchError(name, `dimension ${opts.dim}`, `dimension ${found.dim}`, `table ${table} was made for another model; give another index name, or rebuild it for this model`);
+      await checkTable(sql, table, found.dim, true);
+      return found;
+    }
+    if (opts.dim === undefined || opts.model === undefined) throw new ConfigError('dim', `no index '${name}' in ${sql.where}; give dim and model to create one`);
     if (!Number.isInteger(opts.dim) || opts.dim < 1 || opts.dim > 2000) throw new ConfigError('dim', `must be an integer in [1, 2000] (pgvector's HNSW limit), got ${opts.dim}`);
-    await createTable(client, table, opts.dim, opts);
-    // The meta row last: it marks a complete index.
-    await client.query(`INSERT INTO ${META} (name, dim, model) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`, [name, opts.dim, opts.model]);
-    row = (await client.query(`SELECT dim, model FROM ${META} WHERE name = $1`, [name])).rows[0] as { dim: number; model: string };
-  }
-  if (opts.dim !== undefined && opts.dim !== row.dim) throw new ConfigError('dim', `index '${name}' holds dimension ${row.dim}, asked for ${opts.dim}`, `table ${table}`);
-  return new PgVectorIndex(client, name, row.dim, row.model, opts);
+    // A table of that name that clipfit did not label: adopted only if it has the right columns.
+    await checkTable(sql, table, opts.dim, false);
+    await createTable(sql, table, opts.dim, opts);
+    await sql.query(`INSERT INTO ${META} (name, dim, model) VALUES ($1, $2, $3)`, [name, opts.dim, opts.model]);
+    return { dim: opts.dim, model: opts.model };
+  });
+  return new PgVectorIndex(sql, name, row.dim, row.model, opts);
 }
 
-async function createTable(client: SqlClient, table: string, dim: number, opts: PgVectorIndexOptions): Promise<void> {
+async function createTable(sql: Sql, table: string, dim: number, opts: PgVectorIndexOptions): Promise<void> {
   const m = opts.m ?? 16, efc = opts.efConstruction ?? 64;
-  await client.query(`CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, embedding vector(${dim}) NOT NULL, metadata jsonb)`);
-  await client.query(`CREATE INDEX IF NOT EXISTS ${table}_hnsw ON ${table} USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efc})`);
+  await sql.query(`CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, embedding vector(${dim}) NOT NULL, metadata jsonb)`);
+  await sql.query(`CREATE INDEX IF NOT EXISTS ${table}_hnsw ON ${table} USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efc})`);
+}
+
+/** The table's columns are the ones this adapter writes, at the labelled dimension (a missing table
+ * is an error only when `required`). */
+async function checkTable(sql: Sql, table: string, dim: number, required: boolean): Promise<void> {
+  const cols = (await sql.query(
+    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [table],
+  )).rows as { name: string; type: string }[];
+  const want = { id: 'text', embedding: `vector(${dim})`, metadata: 'jsonb' };
+  const got = Object.fromEntries(cols.map((c) => [c.name, c.type]));
+  if (!cols.length && !required) return;
+  if (!cols.length) throw new IndexMismatchError(table, `a table of vector(${dim})`, 'no table (its label row in clipfit_indexes is left)', `drop that row, or restore the table`);
+  const wrong = Object.entries(want).filter(([k, t]) => got[k] !== t);
+  if (wrong.length)
+    throw new IndexMismatchError(
+      table,
+      `columns id text, embedding vector(${dim}), metadata jsonb`,
+      cols.map((c) => `${c.name} ${c.type}`).join(', '),
+      'it was not made by clipfit for this label (another dimension or program); give another index name',
+    );
 }
 
 export class PgVectorIndex implements VectorIndex {
   readonly table: string;
   private closed = false;
 
-  constructor(private readonly client: SqlClient, readonly name: string, readonly dim: number, private currentModel: string, private readonly opts: PgVectorIndexOptions) {
+  constructor(private readonly sql: Sql, readonly name: string, readonly dim: number, private currentModel: string, private readonly opts: PgVectorIndexOptions) {
     this.table = `clipfit_idx_${name}`;
   }
 
@@ -80,22 +136,27 @@ export class PgVectorIndex implements VectorIndex {
     return this.currentModel;
   }
 
-  private q(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }> {
-    if (this.closed) throw new ConfigError('index', `pgvector index '${this.name}' is closed`);
-    return this.client.query(sql, params);
+  /** Where the index lives, for messages: the database (no password) and the table. */
+  get where(): string {
+    return `${this.sql.where}, table ${this.table}`;
   }
 
-  /** Run `fn` inside BEGIN … COMMIT (ROLLBACK on error). */
-  private async transaction<T>(fn: () => Promise<T>): Promise<T> {
-    await this.q('BEGIN');
-    try {
-      const out = await fn();
-      await this.q('COMMIT');
-      return out;
-    } catch (err) {
-      await this.client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+  private async q(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }> {
+    if (this.closed) throw new ConfigError('index', `pgvector index '${this.name}' is closed`);
+    return this.sql.query(sql, params);
+  }
+
+  /** The label as stored now must be the one this handle was opened for. */
+  private checkLabel(row: Label | undefined): void {
+    if (row && row.model === this.currentModel && row.dim === this.dim) return;
+    const mine = `vectors of ${this.currentModel} (dimension ${this.dim})`;
+    if (row) this.currentModel = row.model; // needsRebuild() now tells the truth
+    throw new IndexMismatchError(
+      this.name,
+      mine,
+      row ? `vectors of ${row.model} (dimension ${row.dim})` : 'nothing (its label row is gone)',
+      'another process relabelled it since this handle opened it (a rebuild for another model); reopen it with that model, or rebuild it again',
+    );
   }
 
   private async insert(table: string, items: readonly IndexItem[], dim: number): Promise<void> {
@@ -111,11 +172,13 @@ export class PgVectorIndex implements VectorIndex {
     }
   }
 
-  /** One INSERT … ON CONFLICT per 500 rows; batches of more rows run in one transaction. */
+  /** One transaction: the label checked, then one INSERT … ON CONFLICT per 500 rows. */
   async add(items: readonly IndexItem[]): Promise<void> {
     prepareItems(items, this.dim); // checks every item before anything is sent
-    if (items.length <= ROWS_PER_INSERT) return this.insert(this.table, items, this.dim);
-    await this.transaction(() => this.insert(this.table, items, this.dim));
+    await this.sql.transaction(async () => {
+      this.checkLabel((await this.q(`SELECT dim, model FROM ${META} WHERE name = $1 FOR SHARE`, [this.name])).rows[0] as Label | undefined);
+      await this.insert(this.table, items, this.dim);
+    });
   }
 
   async remove(id: string): Promise<void> {
@@ -152,23 +215,26 @@ export class PgVectorIndex implements VectorIndex {
       const row = r as { id: string; score: number; metadata: Metadata | null };
       return { id: row.id, score: Number(row.score), metadata: row.metadata ?? undefined };
     };
-    if (opts.filter) {
-      const out: SearchHit[] = [];
-      const page = Math.max(4 * k, 256);
-      for (let offset = 0; ; offset += page) {
-        const rows = (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY (embedding <=> $1::vector) + 0, id LIMIT $2 OFFSET $3`, [q, page, offset])).rows;
-        for (const r of rows) {
-          const h = toHit(r);
-          if (opts.filter(h.id, h.metadata)) out.push(h);
-          if (out.length === k) return out;
-        }
-        if (rows.length < page) return out;
-      }
-    }
-    if (opts.exact || k > MAX_EF) return (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY (embedding <=> $1::vector) + 0, id LIMIT $2`, [q, k])).rows.map(toHit);
     const ef = Math.min(MAX_EF, Math.max(k, opts.ef ?? 40));
-    await this.q(`SELECT set_config('hnsw.ef_search', $1, false)`, [String(ef)]);
-    return (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY embedding <=> $1::vector LIMIT $2`, [q, k])).rows.map(toHit);
+    return this.sql.session(async () => {
+      // The label and ef in one round trip; ef is a session setting of the connection held here.
+      this.checkLabel((await this.q(`SELECT set_config('hnsw.ef_search', $2, false) AS ef, dim, model FROM ${META} WHERE name = $1`, [this.name, String(ef)])).rows[0] as Label | undefined);
+      if (opts.filter) {
+        const out: SearchHit[] = [];
+        const page = Math.max(4 * k, 256);
+        for (let offset = 0; ; offset += page) {
+          const rows = (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY (embedding <=> $1::vector) + 0, id LIMIT $2 OFFSET $3`, [q, page, offset])).rows;
+          for (const r of rows) {
+            const h = toHit(r);
+            if (opts.filter(h.id, h.metadata)) out.push(h);
+            if (out.length === k) return out;
+          }
+          if (rows.length < page) return out;
+        }
+      }
+      if (opts.exact || k > MAX_EF) return (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY (embedding <=> $1::vector) + 0, id LIMIT $2`, [q, k])).rows.map(toHit);
+      return (await this.q(`SELECT ${cols} FROM ${this.table} ORDER BY embedding <=> $1::vector LIMIT $2`, [q, k])).rows.map(toHit);
+    });
   }
 
   needsRebuild(modelId: string): boolean {
@@ -176,7 +242,8 @@ export class PgVectorIndex implements VectorIndex {
   }
 
   async clear(modelId?: string): Promise<void> {
-    await this.transaction(async () => {
+    await this.sql.transaction(async () => {
+      await this.q(`SELECT 1 FROM ${META} WHERE name = $1 FOR UPDATE`, [this.name]);
       await this.q(`TRUNCATE ${this.table}`);
       if (modelId !== undefined) await this.q(`UPDATE ${META} SET model = $2 WHERE name = $1`, [this.name, modelId]);
     });
@@ -186,14 +253,15 @@ export class PgVectorIndex implements VectorIndex {
   /** Drop and recreate the table at the new dimension, fill it and relabel, in one transaction. */
   async replaceAll(items: readonly IndexItem[], labels: { dim: number; model: string }): Promise<PgVectorIndex> {
     prepareItems(items, labels.dim);
-    await this.transaction(async () => {
+    await this.sql.transaction(async () => {
+      await this.q(`SELECT 1 FROM ${META} WHERE name = $1 FOR UPDATE`, [this.name]);
       await this.q(`DROP TABLE ${this.table}`);
-      await createTable(this.client, this.table, labels.dim, this.opts);
+      await createTable(this.sql, this.table, labels.dim, this.opts);
       await this.insert(this.table, items, labels.dim);
       await this.q(`UPDATE ${META} SET dim = $2, model = $3 WHERE name = $1`, [this.name, labels.dim, labels.model]);
     });
     this.closed = true;
-    return new PgVectorIndex(this.client, this.name, labels.dim, labels.model, this.opts);
+    return new PgVectorIndex(this.sql, this.name, labels.dim, labels.model, this.opts);
   }
 
   /** Every statement is committed when it returns: nothing to flush. */

@@ -9,10 +9,11 @@
 // text is empty). Vectors are raw float32 in the machine's byte order, which must be little-endian.
 
 import os from 'node:os';
+import { ClipfitError } from '../errors.js';
 import type { Metadata } from './index_types.js';
 import { crc32 } from './crc32.js';
 
-if (os.endianness() !== 'LE') throw new Error('clipfit vector index files are little-endian; this machine is big-endian');
+if (os.endianness() !== 'LE') throw new ClipfitError('clipfit vector index files are little-endian; this machine is big-endian');
 
 export const FRAME_BYTES = 8;
 /** Longest payload a reader accepts; a larger length field is torn or garbage. Writers split below it. */
@@ -105,11 +106,11 @@ export const encodeDelete = (id: string): Buffer => stringRecord(T_DELETE, id);
 
 export const encodeClear = (model: string): Buffer => stringRecord(T_CLEAR, model);
 
-/** Decode a payload whose crc checked out; throws a plain Error saying what is wrong otherwise. */
+/** Decode a payload whose crc checked out; throws a ClipfitError saying what is wrong otherwise (its caller names the file and byte). */
 export function decodePayload(p: Buffer, dim: number): DecodedRecord {
   let at = 0;
   const need = (k: number) => {
-    if (at + k > p.length) throw new Error(`payload ends at byte ${p.length}, needs ${at + k}`);
+    if (at + k > p.length) throw new ClipfitError(`payload ends at byte ${p.length}, needs ${at + k}`);
   };
   const u32 = () => {
     need(4);
@@ -140,7 +141,7 @@ export function decodePayload(p: Buffer, dim: number): DecodedRecord {
       let metadata: Metadata | undefined;
       if (meta !== '') {
         const v: unknown = JSON.parse(meta);
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`item '${id}' metadata is not a JSON object`);
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ClipfitError(`item '${id}' metadata is not a JSON object`);
         metadata = v as Metadata;
       }
       items.push({ slot, id, metadata, vectorBytes });
@@ -148,7 +149,7 @@ export function decodePayload(p: Buffer, dim: number): DecodedRecord {
     rec = { type, items };
   } else if (type === T_DELETE) rec = { type, id: str() };
   else if (type === T_CLEAR) rec = { type, model: str() };
-  else throw new Error(`unknown record type ${type}`);
-  if (at !== p.length) throw new Error(`${p.length - at} stray bytes after the record (wrong dimension?)`);
+  else throw new ClipfitError(`unknown record type ${type}`);
+  if (at !== p.length) throw new ClipfitError(`${p.length - at} stray bytes after the record (wrong dimension?)`);
   return rec;
 }

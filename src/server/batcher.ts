@@ -4,6 +4,8 @@
 // first; batches run one at a time (the model is one resource), the next gathering meanwhile.
 // A failed batch is rerun item by item, so only the items that fail alone see the error.
 
+import { ClipfitError } from '../errors.js';
+
 export interface BatcherOptions {
   /** Most items per run (default 32). */
   maxBatch?: number;
@@ -69,7 +71,7 @@ export class MicroBatcher<I, O> {
     this.opts.onBatch?.(batch.length);
     this.run(batch.map((p) => p.item))
       .then((out) => {
-        if (out.length !== batch.length) throw new Error(`micro-batch: ${batch.length} items in, ${out.length} results out`);
+        if (out.length !== batch.length) throw new ClipfitError(`micro-batch: ${batch.length} items in, ${out.length} results out`);
         batch.forEach((p, i) => p.resolve(out[i]!));
       })
       .catch(async (err: unknown) => {

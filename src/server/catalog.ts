@@ -1,17 +1,18 @@
 // What the server searches: a primary vector index of image embeddings made by the primary model,
 // optionally a compare index of the same items made by the compare model (for before/after), and
-// the images themselves under <dir>/images — the source of truth a reindex encodes again. An index
-// made by another model than the one serving (needsRebuild) is not ready: searching it is a 409
-// until it is rebuilt (serve --reindex).
+// the images themselves — the source of truth a reindex encodes again — under <dir>/images, or in
+// the index's database. An index made by another model than the one serving (needsRebuild) is not
+// ready: searching it is a 409 until it is rebuilt (serve --reindex). In a database that several
+// servers share (replicas), a write is one transaction over the image and every index, and sizes
+// are read from the database rather than remembered.
 
-import { readFile } from 'node:fs/promises';
 import type { Metadata, SearchHit, VectorIndex } from '../search/index_types.js';
 import { UnknownVectorIdError } from '../errors.js';
 import { metadataProblem } from '../search/prepare.js';
 import { badRequest, HttpError, notFound } from './http_errors.js';
 import { ImageStore } from './images.js';
 import { layout } from './index_open.js';
-import type { ImageType } from './images.js';
+import type { ImageBlobs, ImageType } from './images.js';
 import type { Encoder } from './models.js';
 
 export type Role = 'primary' | 'compare';
@@ -36,14 +37,30 @@ export interface IndexStatus {
   ready: boolean;
 }
 
+/** Where the images live, and how a write spanning them and the indexes is made atomic. */
+export interface CatalogStore {
+  /** For messages: the index folder, or the database (no password) and index name. */
+  where: string;
+  images: ImageBlobs;
+  /** Runs `fn` as one transaction over the images and every index; without it (a folder) the
+   * steps of a failed add are undone one by one. */
+  transaction?: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
 export class Catalog {
-  readonly images: ImageStore;
+  readonly images: ImageBlobs;
+  /** The index folder, or the database and index name (see CatalogStore.where). */
+  readonly dir: string;
+  private readonly store: CatalogStore;
   private readonly sides: Partial<Record<Role, Side>> = {};
   /** Writes run one after another, so a reindex never interleaves with an add. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly dir: string, primary: { encoder: Encoder; index: VectorIndex }, compare?: { encoder: Encoder; index: VectorIndex }) {
-    this.images = new ImageStore(layout(dir).images);
+  /** `at`: an index folder (images under <dir>/images), or a store. */
+  constructor(at: string | CatalogStore, primary: { encoder: Encoder; index: VectorIndex }, compare?: { encoder: Encoder; index: VectorIndex }) {
+    this.store = typeof at === 'string' ? { where: at, images: new ImageStore(layout(at).images) } : at;
+    this.dir = this.store.where;
+    this.images = this.store.images;
     this.sides.primary = { ...primary, size: 0 };
     if (compare) this.sides.compare = { ...compare, size: 0 };
   }
@@ -104,29 +121,58 @@ export class Catalog {
     const sides = Object.entries(this.sides) as [Role, Side][];
     const encoded = await Promise.all(sides.map(([, s]) => s.encoder.images(items.map((i) => i.bytes))));
     const vectors = new Map<Role, Float32Array[]>(sides.map(([r], i) => [r, encoded[i]!]));
+    const writeAll = async () => {
+      for (const it of items) await this.images.put(it.id, it.bytes, it.type);
+      for (const [r, s] of sides) {
+        const v = vectors.get(r)!;
+        await s.index.add(items.map((it, i) => ({ id: it.id, vector: v[i]!, ...(it.metadata ? { metadata: it.metadata } : {}) })));
+      }
+    };
     return this.serial(async () => {
+      const tx = this.store.transaction;
+      if (tx) {
+        // All of it commits, or none: an unacknowledged add leaves nothing on any replica. The
+        // sizes are counted inside, so the answer needs nothing after the COMMIT.
+        await this.inTransaction(tx, writeAll);
+        return this.sides.primary!.size;
+      }
       // Images first (an acknowledged vector always has its image); if a later step fails, the
       // images of ids that were not in the index before are taken back out.
       const fresh = [];
       for (const it of items) if (!(await this.sides.primary!.index.get(it.id))) fresh.push(it.id);
       try {
-        for (const it of items) await this.images.put(it.id, it.bytes, it.type);
-        for (const [r, s] of Object.entries(this.sides) as [Role, Side][]) {
-          const v = vectors.get(r)!;
-          await s.index.add(items.map((it, i) => ({ id: it.id, vector: v[i]!, ...(it.metadata ? { metadata: it.metadata } : {}) })));
-          s.size = await s.index.size();
-        }
+        await writeAll();
       } catch (err) {
         for (const id of fresh) if (!(await this.sides.primary!.index.get(id))) await this.images.remove(id).catch(() => undefined);
         throw err;
+      } finally {
+        await this.refreshSizes().catch(() => undefined);
       }
       return this.sides.primary!.size;
     });
   }
 
+  /**
+   * `write` and a recount of every index as one transaction, so the answer needs nothing after the
+   * COMMIT; if it rolls back, the sizes are the ones from before (no query: the database may be
+   * gone, or a lock may hold it).
+   */
+  private async inTransaction(tx: NonNullable<CatalogStore['transaction']>, write: () => Promise<void>): Promise<void> {
+    const before = [...Object.values(this.sides)].map((s) => s.size);
+    try {
+      await tx(async () => {
+        await write();
+        await this.refreshSizes();
+      });
+    } catch (err) {
+      Object.values(this.sides).forEach((s, i) => (s.size = before[i]!));
+      throw err;
+    }
+  }
+
   /** Delete an id from every index and its image; 404 when the primary index lacks it. */
   remove(id: string): Promise<number> {
-    return this.serial(async () => {
+    const removeAll = async () => {
       const p = this.sides.primary!;
       // remove() itself says whether the id is there (get() would copy its metadata for nothing).
       try {
@@ -135,14 +181,23 @@ export class Catalog {
         if (err instanceof UnknownVectorIdError) throw notFound(`index: no item with id ${JSON.stringify(id)}`);
         throw err;
       }
-      for (const s of Object.values(this.sides)) {
-        if (s !== p) await s.index.remove(id).catch((err) => {
-          if (!(err instanceof UnknownVectorIdError)) throw err;
-        });
-        s.size = await s.index.size();
-      }
+      for (const s of Object.values(this.sides))
+        if (s !== p)
+          await s.index.remove(id).catch((err) => {
+            if (!(err instanceof UnknownVectorIdError)) throw err;
+          });
       await this.images.remove(id);
-      return p.size;
+    };
+    return this.serial(async () => {
+      const tx = this.store.transaction;
+      if (tx) await this.inTransaction(tx, removeAll);
+      else
+        try {
+          await removeAll();
+        } finally {
+          await this.refreshSizes().catch(() => undefined);
+        }
+      return this.sides.primary!.size;
     });
   }
 
@@ -168,7 +223,13 @@ export class Catalog {
       await s.index.clear(s.encoder.id);
       for (let i = 0; i < stored.length; i += batch) {
         const chunk = stored.slice(i, i + batch);
-        const bytes = await Promise.all(chunk.map(async (c) => new Uint8Array(await readFile(c.file))));
+        const bytes = await Promise.all(
+          chunk.map(async (c) => {
+            const b = await this.images.read(c.id);
+            if (!b) throw new HttpError(500, 'internal', `image ${c.id} vanished from ${this.dir} during the rebuild`);
+            return b;
+          }),
+        );
         const v = await s.encoder.images(bytes);
         await s.index.add(chunk.map((c, j) => ({ id: c.id, vector: v[j]!, ...(metaOf.get(c.id) ? { metadata: metaOf.get(c.id)! } : {}) })));
       }

@@ -6,8 +6,8 @@
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import { ImageError } from '../errors.js';
-import { decodeImage } from '../models/clip/image_decode.js';
-import { resizeCropRgb } from '../models/clip/preprocess.js';
+import { decodeImage } from '../models/clip/image/image_decode.js';
+import { resizeCropRgb } from '../models/clip/image/preprocess.js';
 
 export interface DecodeJob {
   id: number;

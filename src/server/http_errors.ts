@@ -2,7 +2,7 @@
 // code; errors from fastify (body parsing, limits, validation), multipart and clipfit's own typed
 // errors are mapped onto the same shape by toHttpError.
 
-import { ClipfitError, ImageError, ModalityError, UnknownVectorIdError, UriError, VectorDimensionError } from '../errors.js';
+import { ClipfitError, ImageError, IndexMismatchError, IndexUnavailableError, ModalityError, UnknownVectorIdError, UriError, VectorDimensionError } from '../errors.js';
 
 export type ErrorCode =
   | 'bad_request'
@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'unprocessable'
-  | 'internal';
+  | 'internal'
+  | 'unavailable';
 
 export class HttpError extends Error {
   constructor(readonly status: number, readonly code: ErrorCode, message: string) {
@@ -63,6 +64,10 @@ export function toHttpError(err: unknown): HttpError {
   }
   if (err instanceof ImageError) return err.kind === 'too-large' ? tooLarge(err.message) : new HttpError(422, 'unprocessable', err.message);
   if (err instanceof ModalityError || err instanceof VectorDimensionError) return badRequest(err.message);
+  // The index database is down or dropped the connection: nothing was written, try again later.
+  if (err instanceof IndexUnavailableError) return new HttpError(503, 'unavailable', err.message);
+  // Another replica relabelled the index for another model since this server opened it.
+  if (err instanceof IndexMismatchError) return new HttpError(409, 'needs_reindex', err.message);
   if (err instanceof ClipfitError) return new HttpError(500, 'internal', err.message);
   const e = err as FastifyLikeError;
   if (e && typeof e === 'object' && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

@@ -1,13 +1,15 @@
 // Images the server accepts and keeps. Types are told by magic bytes, never by name or declared
 // content type: PNG 89 50 4E 47 0D 0A 1A 0A, JPEG FF D8 FF, GIF "GIF87a"/"GIF89a", WebP
-// "RIFF"<size>"WEBP". Stored images live at <index>/images/<id>.<ext>; ids are restricted to
+// "RIFF"<size>"WEBP". Stored images live at <index>/images/<id>.<ext> (or, for an index in
+// Postgres, in the database: pg_images.ts, the same ImageBlobs contract); ids are restricted to
 // [A-Za-z0-9_.-] (no leading dot), so an id can never name a path outside that folder. Image URIs
 // in requests: data: always; http(s) only when remote URIs are on, and then only from public
 // addresses (the data layer's one image resolver, data/safe_fetch.ts); local paths only inside the
 // configured root (resolved through symlinks), none by default.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, promises as fsp } from 'node:fs';
+import { createReadStream, existsSync, promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { imageSourceKind, readImageSource, sniffImageType } from '../data/image_source.js';
 import type { ImageType } from '../data/image_source.js';
@@ -44,8 +46,21 @@ export function checkId(id: unknown, field: string): string {
 
 export const newId = (): string => randomBytes(8).toString('hex');
 
+/** Where a server keeps the images it indexed: what /images/:id sends and a reindex encodes again. */
+export interface ImageBlobs {
+  /** Durable when it resolves; replaces an image of another type with the same id. */
+  put(id: string, bytes: Uint8Array, type: ImageType): Promise<void>;
+  /** The image to send, or null. */
+  open(id: string): Promise<{ type: ImageType; body: Readable | Buffer } | null>;
+  /** The image's bytes, or null. */
+  read(id: string): Promise<Uint8Array | null>;
+  remove(id: string): Promise<void>;
+  /** Every stored id with its type, sorted by id. */
+  list(): Promise<{ id: string; type: ImageType }[]>;
+}
+
 /** The stored images of an index: <dir>/<id>.<ext>. */
-export class ImageStore {
+export class ImageStore implements ImageBlobs {
   constructor(readonly dir: string) {}
 
   private file(id: string, type: ImageType): string {
@@ -81,6 +96,16 @@ export class ImageStore {
       if (existsSync(f)) return { file: f, type: t };
     }
     return null;
+  }
+
+  async open(id: string): Promise<{ type: ImageType; body: Readable } | null> {
+    const f = this.find(id);
+    return f && { type: f.type, body: createReadStream(f.file) };
+  }
+
+  async read(id: string): Promise<Uint8Array | null> {
+    const f = this.find(id);
+    return f && new Uint8Array(await fsp.readFile(f.file));
   }
 
   async remove(id: string): Promise<void> {

@@ -5,16 +5,13 @@
 // those (getModel isOnnx: true); other folders run the safetensors weights through one ClipModel
 // shared by both towers.
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { modelIdOf } from '../search/model_id.js';
-import { UnknownModelError } from '../errors.js';
 import { getModel, inferenceFromClip, l2NormalizeRows } from '../inference/index.js';
 import type { InferenceModel } from '../inference/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
-import { resolveModel } from '../models/clip/hub.js';
-import { parseModelId } from '../models/clip/registry.js';
-import { RunStore } from '../runs/store.js';
+import { resolveModelSpec } from '../runs/model_spec.js';
 import { MicroBatcher } from './batcher.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -40,27 +37,10 @@ export interface LoadModelOptions {
 }
 
 
-/** The weights files that define a model folder: its *.safetensors, else its ONNX towers. */
-
-/** A folder for `spec`: an existing folder, a run's artifact, or name::tag from the cache (offline). */
+/** A folder for `spec` (model folder, run folder, run name, or name::tag from the cache: the server never downloads). */
 export async function resolveServeModel(spec: string, opts: LoadModelOptions = {}): Promise<string> {
-  if (existsSync(spec) && statSync(spec).isDirectory()) {
-    const artifact = path.join(spec, 'artifact');
-    // A run folder: serve the artifact inside it.
-    if (!existsSync(path.join(spec, 'open_clip_config.json')) && !existsSync(path.join(spec, 'config.json')) && existsSync(artifact)) return path.resolve(artifact);
-    return path.resolve(spec);
-  }
-  if (!parseModelId(spec) && /^[A-Za-z0-9][\w.-]*$/.test(spec)) {
-    const store = RunStore.open(opts.home);
-    const rec = store.find(spec);
-    if (rec) {
-      if (!rec.artifactDir || !existsSync(rec.artifactDir)) throw new UnknownModelError(spec, `run ${spec} is ${rec.status} and has no artifact to serve`);
-      return rec.artifactDir;
-    }
-  }
-  return resolveModel(spec, { offline: true, ...(opts.home ? { home: opts.home } : {}) });
+  return resolveModelSpec(spec, { offline: true, ...(opts.home ? { home: opts.home } : {}) });
 }
-
 
 export async function loadServeModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const dir = await resolveServeModel(spec, opts);

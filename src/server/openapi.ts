@@ -50,7 +50,7 @@ const error: Schema = {
       properties: {
         code: {
           type: 'string',
-          enum: ['bad_request', 'invalid_json', 'query_too_long', 'unauthorized', 'forbidden', 'not_found', 'needs_reindex', 'payload_too_large', 'unsupported_media_type', 'unprocessable', 'internal'],
+          enum: ['bad_request', 'invalid_json', 'query_too_long', 'unauthorized', 'forbidden', 'not_found', 'needs_reindex', 'payload_too_large', 'unsupported_media_type', 'unprocessable', 'internal', 'unavailable'],
         },
         message: { type: 'string' },
       },

@@ -1,6 +1,5 @@
 // The search API: /encode, /rank, /index (add, delete, status), /images/:id and /search.
 
-import { createReadStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { Metadata } from '../search/index_types.js';
@@ -121,7 +120,11 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     compare: ctx.catalog.has('compare') ? ctx.catalog.status('compare') : null,
   });
 
-  app.get('/index', async () => indexStatus());
+  app.get('/index', async () => {
+    // Other replicas may have written since: count again.
+    await ctx.catalog.refreshSizes();
+    return indexStatus();
+  });
 
   app.post('/index', { schema: jsonSchema(bodies.index) }, async (req, reply) => {
     const body = await readBody<{ items: { uri: string; id?: string; metadata?: Metadata }[] }>(req, 'POST /index', true, ctx.limits.maxRequestBytes);
@@ -184,9 +187,9 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Params: { id: string } }>('/images/:id', async (req, reply) => {
     const { id } = req.params;
-    const found = isSafeId(id) ? ctx.catalog.images.find(id) : null;
+    const found = isSafeId(id) ? await ctx.catalog.images.open(id) : null;
     if (!found) throw notFound(`no image with id ${JSON.stringify(id)}`);
-    return reply.type(CONTENT_TYPES[found.type]).header('cache-control', 'private, max-age=60').send(createReadStream(found.file));
+    return reply.type(CONTENT_TYPES[found.type]).header('cache-control', 'private, max-age=60').send(found.body);
   });
 
   app.post('/search', { schema: jsonSchema(bodies.search) }, async (req) => {

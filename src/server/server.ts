@@ -23,9 +23,11 @@ import { registerApiRoutes } from './routes_api.js';
 import { registerMiscRoutes } from './routes_misc.js';
 import { originGuard } from './origin_guard.js';
 import { DecodePool } from './decode_pool.js';
-import { readFolderConfig } from '../models/clip/checkpoint.js';
+import { readFolderConfig } from '../models/clip/weights/checkpoint.js';
 import { PACKAGE_ROOT, WEB_ROOT } from './static.js';
 import { defaultIndexOpener, layout } from './index_open.js';
+import { openPgServeIndex } from './index_pg.js';
+import type { PgServeIndex } from './index_pg.js';
 import type { IndexOpener } from './index_open.js';
 import { storeHome } from '../data/store.js';
 import { claimIndexRoot } from '../search/index_root.js';
@@ -39,7 +41,8 @@ export interface ServeOptions {
   model: string | LoadedModel;
   /** A second model for before/after comparisons; its own index of the same items is kept. */
   compare?: string | LoadedModel;
-  /** Index name (→ $CLIPFIT_HOME/indexes/<name>), index folder, or an open VectorIndex (default name 'default'). */
+  /** Index name (→ $CLIPFIT_HOME/indexes/<name>), index folder, a Postgres URL (postgres://…/db[#name],
+   * which several servers may share), or an open VectorIndex (default name 'default'). */
   index?: string | VectorIndex;
   /** With an open `index`: the compare model's index. */
   compareIndex?: VectorIndex;
@@ -88,8 +91,9 @@ export interface ClipfitServer {
   catalog: Catalog;
   metrics: ServerMetrics;
   encoders: { primary: Encoder; compare?: Encoder };
-  /** The index folder's owner lock, held while the server runs (it records the URL once listening). */
-  indexLock: IndexLock;
+  /** The index folder's owner lock, held while the server runs (it records the URL once listening);
+   * none for an index in Postgres, which replicas share. */
+  indexLock?: IndexLock;
   /** The worker threads that decode request images. */
   decodePool: DecodePool;
   close(): Promise<void>;
@@ -103,7 +107,7 @@ const homeOf = (opts: ServeOptions): string => storeHome(opts.home ? { home: opt
 /** The folder of an index name or path: the same one `clipfit index --index SPEC` opens. */
 export function indexDirOf(spec: string, home: string): string {
   const loc = resolveIndexSpec(spec, { home });
-  if (loc.backend !== 'folder') throw new ConfigError('index', `the server keeps its index in a folder (a name or a path), got ${JSON.stringify(spec)}`);
+  if (loc.backend !== 'folder') throw new ConfigError('index', `the server keeps its index in a folder (a name or a path) or a postgres:// database, got ${JSON.stringify(spec)}`);
   return loc.dir;
 }
 
@@ -143,9 +147,13 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   const toRelease: LoadedModel[] = [];
   const opened: VectorIndex[] = [];
   const handed = opts.index !== undefined && typeof opts.index !== 'string';
-  const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : indexDirOf((opts.index as string | undefined) ?? 'default', home);
+  const pgLoc = typeof opts.index === 'string' ? resolveIndexSpec(opts.index, { home }) : undefined;
+  const inPg = pgLoc?.backend === 'postgres' ? pgLoc : undefined;
+  const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : inPg ? '' : indexDirOf((opts.index as string | undefined) ?? 'default', home);
   // Before any model loads: a second server, or an `index` command, already on it is refused at once.
-  const indexLock = await claimIndexRoot(dir, 'clipfit serve', handed ? dir : String(opts.index ?? 'default'));
+  // An index in Postgres has no owner: replicas share it.
+  const indexLock = inPg ? undefined : await claimIndexRoot(dir, 'clipfit serve', handed ? dir : String(opts.index ?? 'default'));
+  let pgIndex: PgServeIndex | undefined;
   const decodePool = new DecodePool();
   try {
     const primary = await loadModel(opts.model, opts);
@@ -161,7 +169,11 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
     const open = opts.openIndex ?? defaultIndexOpener;
     let primaryIndex: VectorIndex;
     let compareIndex: VectorIndex | undefined;
-    if (opts.index !== undefined && typeof opts.index !== 'string') {
+    if (inPg) {
+      pgIndex = await openPgServeIndex(inPg.url, inPg.name ?? 'default', { dim: primary.model.dim, model: primary.model.id }, compare ? { dim: compare.model.dim, model: compare.model.id } : undefined);
+      primaryIndex = pgIndex.primary;
+      compareIndex = pgIndex.compare;
+    } else if (opts.index !== undefined && typeof opts.index !== 'string') {
       primaryIndex = opts.index;
       if (compare) compareIndex = opts.compareIndex ?? (await open(layout(dir).compare, { dim: compare.model.dim, model: compare.model.id }));
     } else {
@@ -173,7 +185,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
       }
     }
     const catalog = new Catalog(
-      dir,
+      pgIndex ? pgIndex.store : dir,
       { encoder: encoders.primary, index: primaryIndex },
       compare && compareIndex ? { encoder: encoders.compare!, index: compareIndex } : undefined,
     );
@@ -215,17 +227,19 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
           await primaryIndex.flush();
           if (compareIndex && !opts.compareIndex) await compareIndex.close();
         } else await catalog.close();
+        await pgIndex?.close();
         await decodePool.close();
-        await indexLock.release();
+        await indexLock?.release();
         for (const m of toRelease) await m.release();
       },
     };
     return server;
   } catch (err) {
     for (const ix of opened) await ix.close().catch(() => {});
+    await pgIndex?.close().catch(() => {});
     for (const m of toRelease) await m.release().catch(() => {});
     await decodePool.close();
-    await indexLock.release();
+    await indexLock?.release();
     throw err;
   }
 }
@@ -306,6 +320,7 @@ function buildApp(p: AppParts): FastifyInstance {
     const h = toHttpError(err);
     if (h.status >= 500) req.log.error(err);
     if (h.status === 401) reply.header('www-authenticate', 'Bearer');
+    if (h.status === 503) reply.header('retry-after', '1');
     return reply.code(h.status).send(errorBody(h));
   });
   app.setNotFoundHandler(async (req, reply) => reply.code(404).send(errorBody(new HttpError(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`))));
@@ -333,7 +348,7 @@ export async function serve(opts: ServeOptions): Promise<ClipfitServer & { url: 
   const server = await createServer(opts);
   try {
     const url = await server.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
-    await server.indexLock.update({ url });
+    await server.indexLock?.update({ url });
     return Object.assign(server, { url });
   } catch (err) {
     await server.close();

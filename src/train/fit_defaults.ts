@@ -2,7 +2,7 @@
 // prints them, so `clipfit fit --help` can never disagree with what fit does.
 
 import os from 'node:os';
-import { DEFAULT_MODEL } from '../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../models/clip/weights/registry.js';
 
 export const FIT_DEFAULTS = {
   model: DEFAULT_MODEL,

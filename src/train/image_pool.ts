@@ -4,7 +4,7 @@
 // typed error (an ImageError keeps its kind and file; see pixels.ts).
 
 import type { Worker } from 'node:worker_threads';
-import type { PreprocessOptions } from '../models/clip/preprocess.js';
+import type { PreprocessOptions } from '../models/clip/image/preprocess.js';
 import { moduleWorker, siblingModule } from '../util/module_worker.js';
 import { errorFromWire } from '../util/error_wire.js';
 import { preprocessInputs } from './pixels.js';

@@ -2,7 +2,7 @@
 // (transferred), or the first failure in wire form (util/error_wire.ts: an ImageError keeps its kind and file).
 
 import { parentPort } from 'node:worker_threads';
-import type { PreprocessOptions } from '../models/clip/preprocess.js';
+import type { PreprocessOptions } from '../models/clip/image/preprocess.js';
 import { errorToWire } from '../util/error_wire.js';
 import { preprocessInputs } from './pixels.js';
 

@@ -3,8 +3,8 @@
 // give it. (An error raised here in an image worker thread crosses back through util/error_wire.ts.)
 
 import { readImageSource } from '../data/image_source.js';
-import { decodeImage, resizeCropRgb, rgbToPixelValues, CLIP_MEAN, CLIP_STD } from '../models/clip/preprocess.js';
-import type { PreprocessOptions } from '../models/clip/preprocess.js';
+import { decodeImage, resizeCropRgb, rgbToPixelValues, CLIP_MEAN, CLIP_STD } from '../models/clip/image/preprocess.js';
+import type { PreprocessOptions } from '../models/clip/image/preprocess.js';
 
 /** [n, 3, size, size] pixels of `inputs`, in order; the first failure rejects with its ImageError,
  * whose `file` is the input's name. */

@@ -1,15 +1,16 @@
 // `clipfit models` and `clipfit encode`.
 
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { writeNpy } from '../../formats/npy.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
-import { describeModels } from '../../models/clip/registry.js';
-import { createModelFolder } from '../../models/clip/init.js';
-import type { TokenizerFiles } from '../../models/clip/checkpoint.js';
+import { resolveModelSpec } from '../../runs/model_spec.js';
+import { describeModels } from '../../models/clip/weights/registry.js';
+import { createModelFolder } from '../../models/clip/weights/init.js';
+import type { TokenizerFiles } from '../../models/clip/weights/checkpoint.js';
 
 type Print = (line: string) => void;
 
@@ -79,7 +80,7 @@ export function registerClipCommands(program: Command, print: Print): void {
       if (texts.length && images.length) throw new ConfigError('--text/--image', 'encode either captions or images, not both');
       if (!texts.length && !images.length) throw new ConfigError('--text/--image', 'nothing to encode: give --text, --texts, --image or --images');
       if (!(o.batchSize > 0)) throw new ConfigError('--batch-size', `must be a positive integer, got ${o.batchSize}`);
-      const model = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
+      const model = await ClipModel.load(await resolveModelSpec(o.model), { tokenizer: o.tokenizer, device: o.device, int8: o.int8 });
       const emb = texts.length
         ? await model.encodeTexts(texts, { batchSize: o.batchSize, normalize: o.normalize })
         : await model.encodeImages(images, { batchSize: o.batchSize, normalize: o.normalize });

@@ -1,7 +1,7 @@
 // `clipfit eval`: text-to-image retrieval metrics of any model on text–image pairs, or on labelled
 // text queries and labelled index images.
 
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import type { Distance } from '../../eval/knn.js';

@@ -4,7 +4,7 @@ import { createProgress } from '../../train/progress.js';
 import type { ProgressStream } from '../../train/progress.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { deleteExperiment, deleteRun, getRun, listExperiments, listRuns, resumeRun } from '../../runs/launch.js';
 import type { Run } from '../../runs/run.js';
 import type { RunRecord } from '../../runs/store.js';

@@ -37,7 +37,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
     .description('Serve text-to-image search over HTTP (JSON API, web page, Prometheus metrics) with a CLIP model')
     .requiredOption('--model <model>', 'a fit() artifact, a model folder, name::tag (from the cache) or a run name')
     .option('--compare <model>', 'a second model to compare results with (e.g. the pretrained one); keeps its own index of the same images')
-    .option('--index <name>', 'index name (under $CLIPFIT_HOME/indexes/) or folder', 'default')
+    .option('--index <name>', 'index name (under $CLIPFIT_HOME/indexes/), folder, or postgres://…/db[#name] (shared by replicas)', 'default')
     .option('--port <n>', 'TCP port (0: any free port)', intIn('--port', 0, 65535), 8080)
     .option('--host <host>', 'interface to listen on; anything but loopback needs --token', '127.0.0.1')
     .option('--token <token>', 'require Authorization: Bearer <token> on every route but /healthz (default $CLIPFIT_TOKEN)')

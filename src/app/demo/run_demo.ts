@@ -15,7 +15,7 @@ import type { EmojiEvalSet, EmojiIndexSet } from '../datasets/emoji/index.js';
 import { storeHome } from '../../data/store.js';
 import { knn } from '../../eval/knn.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
-import { DEFAULT_MODEL } from '../../models/clip/registry.js';
+import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { wiseFt } from '../../train/callbacks.js';
 import { fit } from '../../train/fit.js';
 import type { FitHooks, FitOptions } from '../../train/fit_types.js';

@@ -10,9 +10,9 @@ import { buildIconCorpus } from '../datasets/icons/corpus.js';
 import type { IconCorpus } from '../datasets/icons/corpus.js';
 import { loadCsv } from '../../data/csv.js';
 import { storeHome } from '../../data/store.js';
-import { trainBpe, writeVocabMerges } from '../../models/clip/bpe_train.js';
-import { createModelFolder } from '../../models/clip/init.js';
-import { defaultRegistry } from '../../models/clip/registry.js';
+import { trainBpe, writeVocabMerges } from '../../models/clip/text/bpe_train.js';
+import { createModelFolder } from '../../models/clip/weights/init.js';
+import { defaultRegistry } from '../../models/clip/weights/registry.js';
 import { fit } from '../../train/fit.js';
 import type { FitOptions, FitResult } from '../../train/fit_types.js';
 

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModelFolder, saveModelFolder } from '../../models/clip/checkpoint.js';
+import { loadModelFolder, saveModelFolder } from '../../models/clip/weights/checkpoint.js';
 import { iconAttribution } from '../datasets/icons/corpus.js';
 import { BASE_ARCHITECTURE, BASE_RECIPE, BASE_TAG } from './base.js';
 import type { PretrainResult } from './base.js';

@@ -10,7 +10,7 @@ import type { EmojiIndexSet } from '../datasets/emoji/index.js';
 import { evaluateModel } from '../../inference/evaluate_model.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
 import { stripDirections as unprefix } from '../../eval/metric_names.js';
-import { svgLineChart } from '../report/svg_chart.js';
+import { svgLineChart } from '../report/chart.js';
 import { BASE_ARCHITECTURE, BASE_TAG } from './base.js';
 
 export interface CardEval {
@@ -78,7 +78,7 @@ export function windowLosses(csv: string): [number, number][] {
 export async function writeModelCard(dir: string, evals: CardEval[]): Promise<string> {
   const rec = JSON.parse(readFileSync(path.join(dir, 'training.json'), 'utf8')) as TrainingRecord;
   const loss = windowLosses(readFileSync(path.join(dir, 'loss.csv'), 'utf8'));
-  await fsp.writeFile(path.join(dir, 'loss.svg'), svgLineChart([{ name: 'train loss (10-step mean)', points: loss }], { title: `${rec.id}: pretraining loss`, xLabel: 'step', yLabel: 'CLIP loss' }));
+  await fsp.writeFile(path.join(dir, 'loss.svg'), await svgLineChart({ title: `${rec.id}: pretraining loss`, xLabel: 'step', yLabel: 'CLIP loss', series: [{ name: 'train loss (10-step mean)', points: loss }], dots: false }));
   const f = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(3));
   const table = [
     `| set | queries × images | model | ${SHOWN.join(' | ')} |`,

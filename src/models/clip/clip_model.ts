@@ -8,15 +8,15 @@ import { Session } from '../../runtime/session.js';
 import type { Device, Tensor } from '../../runtime/session.js';
 import type { ClipConfig } from './config.js';
 import { paramShapes } from './config.js';
-import { loadModelFolder, saveModelFolder, tokenizerFilesIn } from './checkpoint.js';
-import type { Layout, TokenizerFiles, Weights } from './checkpoint.js';
+import { loadModelFolder, saveModelFolder, tokenizerFilesIn } from './weights/checkpoint.js';
+import type { Layout, TokenizerFiles, Weights } from './weights/checkpoint.js';
 import { towerOnnx, writeTowerOnnx } from './export.js';
 import type { TowerName } from './export.js';
 import { buildImageEncoder, buildTextEncoder } from './graphs.js';
-import { resolveModel } from './hub.js';
-import type { ResolveOptions } from './hub.js';
-import { preprocessBatch } from './preprocess.js';
-import { ClipTokenizer } from './tokenizer.js';
+import { resolveModel } from './weights/hub.js';
+import type { ResolveOptions } from './weights/hub.js';
+import { preprocessBatch } from './image/preprocess.js';
+import { ClipTokenizer } from './text/tokenizer.js';
 import { l2NormalizeRows, tokenizeTrimmed } from './embedding_utils.js';
 
 export interface LoadOptions extends ResolveOptions {

@@ -5,7 +5,7 @@
 // rejected with an ArchitectureError rather than half-loaded.
 
 import { ArchitectureError, ConfigError } from '../../errors.js';
-import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
+import { OPENAI_MEAN, OPENAI_STD } from './image/preprocess_constants.js';
 
 export interface VisionCfg {
   /** Input side in pixels (square); must be a multiple of patch_size. */
@@ -57,7 +57,7 @@ export interface ClipConfig {
   preprocess_cfg: PreprocessCfg;
 }
 
-export { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
+export { OPENAI_MEAN, OPENAI_STD } from './image/preprocess_constants.js';
 
 type Obj = Record<string, unknown>;
 

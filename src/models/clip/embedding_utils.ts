@@ -2,7 +2,7 @@
 // batch's longest caption, and row-wise L2 normalisation.
 
 import type { Tensor } from '../../runtime/session.js';
-import type { ClipTokenizer } from './tokenizer.js';
+import type { ClipTokenizer } from './text/tokenizer.js';
 
 /** Token ids [n, len] with len = the batch's longest caption (sot … eot): the causal mask makes it exact. */
 export function tokenizeTrimmed(tokenizer: ClipTokenizer, texts: readonly string[], contextLength: number): Tensor {

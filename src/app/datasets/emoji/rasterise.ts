@@ -1,6 +1,6 @@
 // Source images → size × size RGB PNGs on white, the same way for every style.
 //
-// Why white and RGB: CLIP preprocessing (models/clip/preprocess.ts) follows Pillow's convert('RGB'),
+// Why white and RGB: CLIP preprocessing (models/clip/image/preprocess.ts) follows Pillow's convert('RGB'),
 // which drops alpha without compositing, so a transparent pixel becomes whatever colour it stores:
 // black in most emoji PNGs, white or anything in others. That would give each style its own
 // background, a shortcut a model could learn instead of the emoji. Compositing everything on white

@@ -7,7 +7,7 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../../errors.js';
 import { EOT_TEXT, SOT_TEXT, bytesToUnicode } from './bpe_files.js';
 import { preTokenSymbols } from './tokenizer.js';
 

@@ -4,7 +4,7 @@
 // from CPython 3.11's codecs (cp1250..cp1257, iso8859_2, mac_roman, cp437), not from TextDecoder:
 // Node's TextDecoder('windows-1252') decodes as Latin-1, and small-icu builds lack the others.
 
-import { ClipfitError } from '../../errors.js';
+import { ClipfitError } from '../../../errors.js';
 
 const HIGH_HALVES: Record<string, string> = {
   'sloppy-windows-1252': '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ\u00a0¡¢£¤¥¦§¨©ª«¬\u00ad®¯°±²³´µ¶·¸¹º»¼½¾¿' +

@@ -9,7 +9,7 @@
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { CaptionError, ConfigError, TokenizerFileError } from '../../errors.js';
+import { CaptionError, ConfigError, TokenizerFileError } from '../../../errors.js';
 import {
   EOT_TEXT,
   SOT_TEXT,

@@ -11,15 +11,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ArchitectureError, ConfigError, ParamError, UnknownModelError } from '../../errors.js';
-import { readSafetensors, writeSafetensors } from '../../runtime/safetensors.js';
-import type { StInput, StTensor } from '../../runtime/safetensors.js';
-import type { ClipConfig, ClipModelCfg } from './config.js';
-import { paramShapes, parseOpenClipConfig, toOpenClipConfigJson, defaultPreprocess } from './config.js';
+import { ArchitectureError, ConfigError, ParamError, UnknownModelError } from '../../../errors.js';
+import { readSafetensors, writeSafetensors } from '../../../runtime/safetensors.js';
+import type { StInput, StTensor } from '../../../runtime/safetensors.js';
+import type { ClipConfig, ClipModelCfg } from '../config.js';
+import { paramShapes, parseOpenClipConfig, toOpenClipConfigJson, defaultPreprocess } from '../config.js';
 import type { DenseTensor } from './hf_keys.js';
 import { hfConfigToModelCfg, hfPreprocessToCfg, hfSourceOf, isHfBuffer, modelCfgToHfConfig, preprocessToHf, toHfTensors, transpose2d } from './hf_keys.js';
 import type { Layout } from './registry.js';
-import { BUNDLED_BPE_NAME, CLIP_VOCAB_SIZE, bundledBpeFile } from './bundled_bpe.js';
+import { BUNDLED_BPE_NAME, CLIP_VOCAB_SIZE, bundledBpeFile } from '../text/bundled_bpe.js';
 
 export type { Layout } from './registry.js';
 export type { DenseTensor } from './hf_keys.js';

@@ -20,16 +20,16 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipfitError, ConfigError, DownloadError, HubFileError, OfflineError, TokenizerFileError, UnknownModelError } from '../../errors.js';
-import { CLIP_VOCAB_SIZE } from './bundled_bpe.js';
+import { ClipfitError, ConfigError, DownloadError, HubFileError, OfflineError, TokenizerFileError, UnknownModelError } from '../../../errors.js';
+import { CLIP_VOCAB_SIZE } from '../text/bundled_bpe.js';
 import { detectLayout, HF_CONFIG, HF_PREPROCESSOR, HF_WEIGHTS, hfTokenizerName, OPEN_CLIP_CONFIG, tokenizerFilesIn } from './checkpoint.js';
-import type { ClipConfig, ClipModelCfg } from './config.js';
-import { parseOpenClipConfig, toOpenClipConfigJson } from './config.js';
+import type { ClipConfig, ClipModelCfg } from '../config.js';
+import { parseOpenClipConfig, toOpenClipConfigJson } from '../config.js';
 import { hfConfigToModelCfg } from './hf_keys.js';
 import { checkUrl, downloadFile, fileUrl } from './hub_download.js';
 import type { Layout, PretrainedFile, PretrainedSpec, RegistryExtension } from './registry.js';
 import { defaultRegistry, ModelRegistry, parseModelId, shippedModelDir } from './registry.js';
-import { ClipTokenizer } from './tokenizer.js';
+import { ClipTokenizer } from '../text/tokenizer.js';
 
 export { checkUrl, downloadFile, etagSha256, fileUrl } from './hub_download.js';
 

@@ -11,7 +11,7 @@ import type { Hash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ChecksumError, ConfigError, DownloadError } from '../../errors.js';
+import { ChecksumError, ConfigError, DownloadError } from '../../../errors.js';
 
 export const isLoopback = (host: string) => host === '127.0.0.1' || host === 'localhost' || host === '[::1]' || host === '::1';
 

@@ -6,7 +6,7 @@
 
 import { promises as fsp } from 'node:fs';
 import sharp from 'sharp';
-import { ImageError } from '../../errors.js';
+import { ImageError } from '../../../errors.js';
 import type { DecodedImage, ImageMode } from './decoded_image.js';
 import { decodeGifFirstFrame } from './gif_decode.js';
 

@@ -4,7 +4,7 @@
 // (i,i,i)), in which case the indices are the grey levels and get BICUBIC, not NEAREST. Pillow's
 // convert('RGB') ignores transparency; palette entries past the file's palette are (i,i,i).
 
-import { ImageError } from '../../errors.js';
+import { ImageError } from '../../../errors.js';
 import type { DecodedImage } from './decoded_image.js';
 
 /** True when the palette is not the identity grey ramp (Pillow's _is_palette_needed). */

@@ -19,9 +19,9 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, UnknownModelError } from '../../errors.js';
-import type { ClipConfig, ClipModelCfg, PreprocessCfg } from './config.js';
-import { countParams, defaultPreprocess, parseModelConfig } from './config.js';
+import { ConfigError, UnknownModelError } from '../../../errors.js';
+import type { ClipConfig, ClipModelCfg, PreprocessCfg } from '../config.js';
+import { countParams, defaultPreprocess, parseModelConfig } from '../config.js';
 
 export type Layout = 'open_clip' | 'hf';
 
@@ -138,16 +138,16 @@ export const PRETRAINED: Record<string, Record<string, PretrainedSpec>> = {
 /** `name::tag` of the model used when none is given. */
 export const DEFAULT_MODEL = 'ViT-T-8-64::icons';
 
-/** models/<name> in the package root (from src/models/clip or dist/models/clip alike). */
+/** models/<name> in the package root (from src/models/clip/weights or dist/models/clip/weights alike). */
 export function shippedModelDir(name: string): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.resolve(here, '../../../models', name);
+  return path.resolve(here, '../../../../models', name);
 }
 
-/** The folder of config JSONs: beside this module (src/), or in the package's src/ when running from dist/. */
+/** The folder of config JSONs: models/clip/configs (src/), or the package's src/ when running from dist/. */
 function configsDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.join(here, 'configs'), path.resolve(here, '../../../src/models/clip/configs')];
+  const candidates = [path.resolve(here, '../configs'), path.resolve(here, '../../../../src/models/clip/configs')];
   const found = candidates.find((c) => existsSync(c));
   if (!found) throw new ConfigError('configs', `model config folder not found (looked in ${candidates.join(', ')})`);
   return found;

@@ -6,9 +6,9 @@
 // Everything else is a rename. The int64 `*.position_ids` buffers some checkpoints carry are
 // arange(n) and are ignored.
 
-import { ConfigError, ArchitectureError } from '../../errors.js';
-import type { ClipModelCfg, PreprocessCfg } from './config.js';
-import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
+import { ConfigError, ArchitectureError } from '../../../errors.js';
+import type { ClipModelCfg, PreprocessCfg } from '../config.js';
+import { OPENAI_MEAN, OPENAI_STD } from '../image/preprocess_constants.js';
 
 export interface DenseTensor {
   shape: number[];

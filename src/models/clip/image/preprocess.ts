@@ -9,7 +9,7 @@
 // are resized premultiplied and then un-premultiplied, L is resized as one channel; convert('RGB')
 // then drops alpha and replicates grey; CMYK is resized as 4 channels, then converted per pixel.
 
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../../errors.js';
 import { OPENAI_MEAN, OPENAI_STD } from './preprocess_constants.js';
 import { decodeImage, type DecodedImage, type DecodeOptions } from './image_decode.js';
 import { bicubicWindow, nearestWindow, premultiply, unpremultiplyInPlace, type Window } from './resample.js';

@@ -13,9 +13,9 @@ export const BUNDLED_BPE_SHA256 = '924691ac288e54409236115652ad4aa250f48203de50a
 /** Rows of token_embedding for that vocabulary: 256 bytes, 256 `</w>` bytes, 48,894 merges, sot, eot. */
 export const CLIP_VOCAB_SIZE = 49408;
 
-/** assets/ in the package root (from src/models/clip or dist/models/clip alike). */
+/** assets/ in the package root (from src/models/clip/text or dist/models/clip/text alike). */
 export function assetsDir(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../assets');
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../assets');
 }
 
 /** Path of the bundled BPE file; null when the installation lacks it. */

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { TokenizerFileError } from '../../errors.js';
+import { TokenizerFileError } from '../../../errors.js';
 
 const gunzipAsync = promisify(gunzip);
 

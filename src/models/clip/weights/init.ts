@@ -7,14 +7,14 @@
 //   conv1 and Linear weights otherwise: kaiming-uniform U(±1/√fan_in); Linear biases U(±1/√fan_in);
 //   MultiheadAttention biases 0; LayerNorm γ = 1, β = 0.
 
-import { ParamStore } from '../../runtime/params.js';
-import { seededRandom } from '../../util/random.js';
+import { ParamStore } from '../../../runtime/params.js';
+import { seededRandom } from '../../../util/random.js';
 import { saveModelFolder } from './checkpoint.js';
 import type { TokenizerFiles, Weights } from './checkpoint.js';
-import type { ClipConfig, ClipModelCfg } from './config.js';
-import { defaultPreprocess, paramShapes } from './config.js';
+import type { ClipConfig, ClipModelCfg } from '../config.js';
+import { defaultPreprocess, paramShapes } from '../config.js';
 import { defaultRegistry } from './registry.js';
-import { ArchitectureError } from '../../errors.js';
+import { ArchitectureError } from '../../../errors.js';
 
 export function initClipParams(cfg: ClipModelCfg, seed = 0): ParamStore {
   const store = ParamStore.fromShapes(paramShapes(cfg));
