@@ -9,6 +9,7 @@
 //   npm run bench:clip -- --cases train:32   a subset (kind:batch, comma-separated)
 //   npm run bench:clip -- --cases image_int8:32,text_int8:32   the int8 towers (model_int8.onnx's graph)
 //   npm run bench:clip -- --iters 3,1        timed and warm-up iterations per case (a loaded machine)
+//   npm run bench:clip -- --no-torch         clipfit's column only (e.g. to compare clipfit's own variants)
 //   npm run bench:clip -- --ort '{"memArena":false}'   onnxruntime session options for clipfit's train cases
 //
 // The train step is what fit() runs: both towers, CLIPLoss, backward, AdamW fused in place into the
@@ -214,8 +215,8 @@ async function main() {
   if (!(cfgName in CONFIG_FILES)) throw new Error(`--config must be one of ${Object.keys(CONFIG_FILES).join(', ')}`);
   const defaults = cfgName === 'vitb32' ? 'image:32,text:32,train:16,train:32,train:64,train_trim:32' : cfgName === 'tiny' ? 'image:64,text:64,train:64' : 'image:256,text:256,train:128';
   const cases = parseCases(opt('--cases') ?? defaults);
-  const torch = torchPresent();
-  if (!torch) console.log(`PyTorch baseline absent (run ${path.join(BASELINE, 'install.sh')} once): clipfit's figures only, no ratios.`);
+  const torch = !args.includes('--no-torch') && torchPresent();
+  if (!torch && !args.includes('--no-torch')) console.log(`PyTorch baseline absent (run ${path.join(BASELINE, 'install.sh')} once): clipfit's figures only, no ratios.`);
 
   const rows: (string | number)[][] = [['case', 'batch', 'PyTorch /s', 'clipfit /s', 'ratio', 'PyTorch RSS MB', 'clipfit RSS MB', 'RSS ratio']];
   const json: Record<string, unknown> = { bench: 'clip', config: cfgName, pytorch: torch };

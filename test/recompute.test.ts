@@ -112,3 +112,15 @@ test('gradients through the recomputed QuickGELU and GELU equal, bit for bit, th
     assert.deepEqual(Array.from(a), Array.from(b), `${name}: gradients differ`);
   }
 });
+
+test("train graph: no LayerNorm's output is kept for the backward pass (x̂·γ + β is recomputed, and LayerNorm's own gradient reuses that x̂)", () => {
+  const g = buildTrainGraph(cfg(true)).graph;
+  const lns = g.nodes.filter((n) => n.op === 'LayerNormalization' && !isBackward(n));
+  assert.equal(lns.length, 2 * 2 * 2 + 3, 'ln_1 and ln_2 per block, ln_pre, ln_post, ln_final');
+  // ln_pre's output is the residual stream itself, the input of block 0's ln_1: kept as that input.
+  const lnInputs = new Set(lns.map((n) => n.inputs[0]!));
+  for (const n of lns.filter((n) => !lnInputs.has(n.outputs[0]!)))
+    assert.deepEqual(consumers(g, n.outputs[0]!).filter(isBackward).map((c) => c.name), [], `${n.name}'s output is kept`);
+  const recomputedXhat = g.nodes.filter((n) => n.op === 'Mul' && n.name.includes('_recompute') && consumers(g, n.outputs[0]!).some((c) => c.name.includes('LayerNormalization') && c.name.includes('_Grad')));
+  assert.ok(recomputedXhat.length >= lns.length - 1, `LayerNorm gradients reuse the recomputed x̂ (${recomputedXhat.length})`);
+});

@@ -8,6 +8,7 @@ import { add, div, erf, exp, mul, neg, sigmoid, sqrt, sub } from './elementwise.
 import { reduceMean, reduceSum } from './reduce.js';
 import type { InferContext } from './registry.js';
 import { Value, attrInt, defineOp, emit, emit1 } from './registry.js';
+import type { Node } from '../onnx/graph.js';
 import { gatherElements } from './gather.js';
 import { squeeze, unsqueeze } from './shape_ops.js';
 import { recomputeInBackward } from './recompute.js';
@@ -67,7 +68,8 @@ defineOp({
     const axis = normAxis(attrInt(c.node.attrs, 'axis', -1), x.rank);
     const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
     const dy = c.dy(0)!;
-    const xhat = mul(sub(x, c.y(1)), c.y(2));
+    // x̂ as the output's recomputation made it, when a reader of Y asked first (the same values).
+    const xhat = recomputedXhat.get(c.node) ?? mul(sub(x, c.y(1)), c.y(2));
     let dx: Value | null = null;
     if (c.needs(0)) {
       const g = mul(dy, gamma);
@@ -79,8 +81,19 @@ defineOp({
 });
 /** LayerNorm over the last axis (PyTorch's nn.LayerNorm), eps 1e-5 by default. */
 export function layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5, axis = -1): Value {
-  return emit('LayerNormalization', [x, gamma, beta], { axis: { i: axis }, epsilon: { f: eps } })[0]!;
+  const [y, mean, rstd] = emit('LayerNormalization', [x, gamma, beta], { axis: { i: axis }, epsilon: { f: eps } }) as [Value, Value, Value];
+  // The backward pass keeps x, μ and rstd (its own gradient needs them) and recomputes
+  // Y = x̂·γ + β, x̂ = (x − μ)·rstd, for the layer that reads Y; LayerNorm's gradient reuses that x̂.
+  recomputeInBackward(y, (gate) => {
+    const xhat = mul(sub(x, add(mean, gate)), rstd);
+    recomputedXhat.set(y.producer!, xhat);
+    return add(mul(xhat, gamma), beta);
+  });
+  return y;
 }
+
+/** x̂ of a LayerNormalization node, made by its output's recomputation. */
+const recomputedXhat = new WeakMap<Node, Value>();
 
 /**
  * GELU with erf: ½·x·(1 + erf(x/√2)). Its intermediates (each the size of x) and its output are
