@@ -137,6 +137,9 @@ test('model specs: a model folder, a run folder (its artifact/), a finished run 
     const folder = path.join(home, 'm');
     mkdirSync(folder);
     writeFileSync(path.join(folder, 'open_clip_config.json'), '{}');
+    // A config without weights is no model folder, and says what one holds.
+    await assert.rejects(resolveServeModel(folder, { home }), /not a model folder: expected open_clip_config\.json \+ open_clip_model\.safetensors/);
+    writeFileSync(path.join(folder, 'open_clip_model.safetensors'), '');
     assert.equal(await resolveServeModel(folder, { home }), folder);
     const runDir = path.join(home, 'r');
     mkdirSync(path.join(runDir, 'artifact'), { recursive: true });
