@@ -7,8 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Command } from 'commander';
-import { registerIndexCommands } from '../src/app/cli/commands_index.js';
+import { indexCli } from './index_cli.js';
 import { ConfigError } from '../src/errors.js';
 import { encode, getModel } from '../src/inference/index.js';
 import { createModelFolder } from '../src/models/clip/weights/init.js';
@@ -19,13 +18,7 @@ const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-index-cli-'));
 process.env['CLIPFIT_HOME'] = home;
 after(() => rmSync(home, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<string[]> {
-  const out: string[] = [];
-  const program = new Command().name('clipfit').exitOverride().configureOutput({ writeOut: (s) => out.push(...s.trimEnd().split('\n')), writeErr: () => {} });
-  registerIndexCommands(program, (line) => out.push(...line.split('\n')));
-  await program.parseAsync(['node', 'clipfit', ...args]);
-  return out;
-}
+const cli = indexCli;
 
 const bpe = requireFixture('bpe_simple_vocab_16e6.txt.gz');
 let modelA = '', modelB = '';

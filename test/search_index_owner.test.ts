@@ -9,8 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { Command } from 'commander';
-import { registerIndexCommands } from '../src/app/cli/commands_index.js';
+import { indexCli } from './index_cli.js';
 import { IndexLockedError } from '../src/errors.js';
 import { createModelFolder } from '../src/models/clip/weights/init.js';
 import { openFolderIndex } from '../src/search/folder_index.js';
@@ -23,13 +22,7 @@ const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-owner-'));
 process.env['CLIPFIT_HOME'] = home;
 after(() => rmSync(home, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<string[]> {
-  const out: string[] = [];
-  const program = new Command().name('clipfit').exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerIndexCommands(program, (line) => out.push(...line.split('\n')));
-  await program.parseAsync(['node', 'clipfit', ...args]);
-  return out;
-}
+const cli = indexCli;
 
 const bpe = requireFixture('bpe_simple_vocab_16e6.txt.gz');
 let model = '';

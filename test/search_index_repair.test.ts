@@ -7,8 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { Command } from 'commander';
-import { registerIndexCommands } from '../src/app/cli/commands_index.js';
+import { indexCli } from './index_cli.js';
 import { CorruptIndexError } from '../src/errors.js';
 import { openIndex } from '../src/search/open_index.js';
 
@@ -16,13 +15,7 @@ const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-repair-'));
 process.env['CLIPFIT_HOME'] = home;
 after(() => rmSync(home, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<string[]> {
-  const out: string[] = [];
-  const program = new Command().name('clipfit').exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  registerIndexCommands(program, (line) => out.push(...line.split('\n')));
-  await program.parseAsync(['node', 'clipfit', ...args]);
-  return out;
-}
+const cli = indexCli;
 
 const DIM = 8;
 const vec = (i: number) => Float32Array.from({ length: DIM }, (_, j) => (j === i ? 3 : 0) + Math.cos(i + j));
