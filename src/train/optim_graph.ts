@@ -228,11 +228,12 @@ export function buildUpdate(g: Graph, rule: UpdateRule, params: readonly Value[]
   const stateInputs = rule.slots.map((slot) => params.map((p) => g.input(`optim.${slot}.${p.name}`, 'float32', p.shape)));
   const newParams: Value[] = [];
   const newState: Value[][] = rule.slots.map(() => []);
+  const gradSet = new Set(used); // where the barrier's dependency search stops
   params.forEach((p, i) => {
     const r = g.scope(`optim/${p.name}`, () =>
       rule.update(p, used[i]!, stateInputs.map((s) => s[i]!), lookup(groupOf[i]!), global, groupOf[i]!),
     );
-    if (zero && !dependsOn(r.param, zero, new Set(used)))
+    if (zero && !dependsOn(r.param, zero, gradSet))
       throw new ClipfitError(`buildUpdate: the ${rule.kind} update of '${p.name}' reads no scalar, so it cannot be ordered after the backward pass`);
     newParams.push(nameValue(g, r.param, `${p.name}.next`));
     r.state.forEach((s, k) => newState[k]!.push(nameValue(g, s, `optim.${rule.slots[k]}.${p.name}.next`)));
