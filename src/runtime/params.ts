@@ -206,6 +206,16 @@ export class ParamStore {
     other.buf = b;
   }
 
+  /**
+   * Move the values into `buf` (same number of elements), which becomes this store's buffer: e.g.
+   * memory a WebAssembly optimizer updates in place. Views taken before are of the old buffer.
+   */
+  moveTo(buf: Float32Array): void {
+    if (buf.length !== this.buf.length) throw new ParamError('<store>', `moveTo: buffer holds ${buf.length} elements, the store ${this.buf.length}`);
+    buf.set(this.buf);
+    this.buf = buf;
+  }
+
   fill(value: number): void {
     this.buf.fill(value);
   }

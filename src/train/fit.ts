@@ -12,6 +12,7 @@ import type { DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import { buildTrainGraph } from './train_graph.js';
+import { makeTrainStep } from './train_step.js';
 import { Session } from '../runtime/session.js';
 import type { Tensor } from '../runtime/session.js';
 import { callbackFromSpec } from './callbacks.js';
@@ -66,13 +67,11 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   // A fully frozen tower leaves the step: its features are computed once (FeatureCache) and fed in.
   const trainable = trainableFilter(cfg, o.freeze);
   const frozen = o.reuseFrozenFeatures ? frozenTowers(model.params.entries, trainable) : { image: false, text: false };
-  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false, featureInputs: frozen });
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
   const opt = makeOptimizer(o, model.params, groups);
-  const update = opt.build(tg.graph, tg.trainable, tg.grads);
   const runtime = { device: o.device };
-  // Memory-pattern planning held ~2 GB more at ViT-B/32 batch 32 and was slower (bench:clip).
-  const session = await Session.fromGraph(tg.graph, { ...runtime, memPattern: false });
+  const trainStep = await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen }, runtime, o.optimizerBackend);
+  if (trainStep.fallback) log('info', `optimizer step in onnxruntime: ${trainStep.fallback}`);
   const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss }) : null;
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
@@ -134,7 +133,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         step++;
         let loss: number;
         try {
-          const r = await timed('stepS', () => opt.runStep(session, update, model.params, { ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
+          const r = await timed('stepS', () => trainStep.run({ ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
           loss = (r.outputs['loss']!.data as Float32Array)[0]!;
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });
@@ -162,7 +161,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     }
   } finally {
     await pool.close();
-    await session.release();
+    await trainStep.release();
     await valSession?.release();
     await opt.dispose();
   }

@@ -31,6 +31,7 @@ export const FIT_DEFAULTS = {
   keepCheckpoints: 1,
   pixelCacheMB: 1024,
   reuseFrozenFeatures: true,
+  optimizerBackend: 'wasm' as const,
   /** EvaluationCallback: matches per query. */
   evalLimit: 20,
 } as const;

@@ -86,6 +86,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     keepCheckpoints: ckpt?.lastKEpochs ?? D.keepCheckpoints,
     pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? D.pixelCacheMB),
     reuseFrozenFeatures: o.reuseFrozenFeatures ?? D.reuseFrozenFeatures,
+    optimizerBackend: oneOf('optimizerBackend', o.optimizerBackend ?? D.optimizerBackend, ['wasm', 'onnxruntime'] as const),
   };
 }
 

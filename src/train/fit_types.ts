@@ -80,6 +80,13 @@ export interface FitOptions {
    */
   reuseFrozenFeatures?: boolean;
   callbacks?: CallbackSpec[];
+  /**
+   * Where Adam/AdamW's update runs: 'wasm' (default on the CPU: SIMD kernels on the gradients, in
+   * place, no copies of the parameters out of onnxruntime) or 'onnxruntime' (fused into the
+   * training run; always used for SGD, CUDA, and models too big for one wasm memory). Both give the
+   * same bits without clipping.
+   */
+  optimizerBackend?: 'wasm' | 'onnxruntime';
   runName?: string;
   experimentName?: string;
   device?: 'cpu' | 'cuda';

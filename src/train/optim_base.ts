@@ -144,6 +144,11 @@ export abstract class Optimizer {
     this.subShapes = sub;
   }
 
+  /** The options this optimizer was made with (clipping, the finiteness check, in place). */
+  get options(): Readonly<OptimizerOptions> {
+    return this.opts;
+  }
+
   /** The graph rule; built once (subclasses fix their hyperparameters in the constructor). */
   protected abstract makeRule(): UpdateRule;
   /** Fixed hyperparameters, saved with the state and checked on load. */
