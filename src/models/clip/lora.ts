@@ -151,10 +151,23 @@ const plainLinear: LinearFn = (x, w, b) => {
 };
 
 /**
- * Tower hooks whose linear layers carry the adapters: x·Wᵀ + b and the adapter's s·(x·Aᵀ)·Bᵀ are
- * two Gemms on the same flattened rows, added before the rows are reshaped back. With B = 0 the
- * sum is the base layer's output plus an exact zero.
+ * x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in], A [rank, in], B [out, rank]: the base layer and
+ * the adapter are Gemms on the same flattened rows, added before the rows are reshaped back, so
+ * with B = 0 the result is the base layer's output (the same Gemm) plus an exact zero.
  */
+export function loraLinear(x: Value, w: Value, b: Value | null, A: Value, B: Value, scale: number): Value {
+  const inF = w.shape[1] as number;
+  const outF = w.shape[0] as number;
+  const rows = x.rank === 2 ? x : reshape(x, [-1, inF]);
+  const base = gemm(rows, w, b, { transB: true });
+  const low = gemm(gemm(rows, A, null, { transB: true }), B, null, { transB: true, alpha: scale });
+  const y = add(base, low);
+  if (x.rank === 2) return y;
+  const lead = slice(shapeOf(x), [0], [x.rank - 1], [0]);
+  return reshape(y, concat([lead, x.graph.constant([outF], 'int64', [1])], 0));
+}
+
+/** Tower hooks whose adapted linear layers are loraLinear, the adapters declared as graph parameters. */
 export function loraHooks(spec: LoraSpec, layers: readonly LoraLayer[]): { image?: TowerHooks; text?: TowerHooks } {
   const scale = spec.alpha / spec.rank;
   const byWeight = new Map(layers.map((l) => [l.weight, l]));
@@ -169,16 +182,7 @@ export function loraHooks(spec: LoraSpec, layers: readonly LoraLayer[]): { image
   const lin: LinearFn = (x, w, b) => {
     const l = byWeight.get(w.name);
     if (!l) return plainLinear(x, w, b);
-    const g = x.graph;
-    const A = param(g, l.a, [spec.rank, l.in]);
-    const B = param(g, l.b, [l.out, spec.rank]);
-    const rows = x.rank === 2 ? x : reshape(x, [-1, l.in]);
-    const base = gemm(rows, w, b, { transB: true });
-    const low = gemm(gemm(rows, A, null, { transB: true }), B, null, { transB: true, alpha: scale });
-    const y = add(base, low);
-    if (x.rank === 2) return y;
-    const lead = slice(shapeOf(x), [0], [x.rank - 1], [0]);
-    return reshape(y, concat([lead, g.constant([l.out], 'int64', [1])], 0));
+    return loraLinear(x, w, b, param(x.graph, l.a, [spec.rank, l.in]), param(x.graph, l.b, [l.out, spec.rank]), scale);
   };
   const hooks: { image?: TowerHooks; text?: TowerHooks } = {};
   for (const t of spec.towers) hooks[t] = { linear: lin };
