@@ -9,6 +9,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import { AdapterMismatchError, ConfigError } from '../src/errors.js';
 import { getModel } from '../src/inference/get_model.js';
+import { loadServeModel } from '../src/server/models.js';
 import { ClipModel } from '../src/models/clip/clip_model.js';
 import { isLoraParam, loraLayers, loraParamCount, resolveLora } from '../src/models/clip/lora.js';
 import { ParamStore } from '../src/runtime/params.js';
@@ -140,6 +141,9 @@ test('LoRA fit: only the adapters train (no optimizer state for the base), the b
   assert.ok(maxAbsDiff(viaGet, em.text) < 1e-6);
   await gm.release();
 
+  // The server needs a merged model: an adapter alone is refused with what to do.
+  await assert.rejects(loadServeModel(art), /LoRA adapter without its merged model; serve a merged one/);
+
   // Another base: a typed error naming both.
   const other = tmp('clipfit-other-base-');
   const wrong = await ClipModel.load(tiny, { tokenizer: bpe });
@@ -192,6 +196,10 @@ test('LoRA with merge and toOnnx writes the merged model beside the adapter; WiS
   const viaAdapter = (await adapter.encodeImages(images(), { normalize: false })).data;
   assert.ok(maxAbsDiff(viaOnnx, viaAdapter) < 1e-5, `ONNX (merged) vs adapter graph ${maxAbsDiff(viaOnnx, viaAdapter)}`);
   for (const x of [m, adapter, onnx]) await x.release();
+  // The server serves the merged model's ONNX towers.
+  const served = await loadServeModel(full.artifactDir);
+  assert.ok(served.isOnnx);
+  await served.release();
 });
 
 test('bad LoRA options are ConfigErrors naming the field', async (t) => {
