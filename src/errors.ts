@@ -334,3 +334,11 @@ export class DemoReportError extends ClipfitError {
     super(`demo report ${field}: ${detail}`, options);
   }
 }
+
+/** A LoRA adapter loaded onto a base model other than the one it was trained on (other weights or
+ * another architecture). Names the adapter, the base it was trained on and the base it was given. */
+export class AdapterMismatchError extends ClipfitError {
+  constructor(readonly adapter: string, readonly expectedBase: string, readonly actualBase: string, detail: string) {
+    super(`adapter '${adapter}' was trained on base model '${expectedBase}', not on '${actualBase}': ${detail}`);
+  }
+}

@@ -6,6 +6,7 @@ import type { GradCheckCase } from '../src/autodiff/gradcheck.js';
 import * as F from '../src/ops/index.js';
 import { emit1 } from '../src/ops/index.js';
 import { ONNX_DTYPE } from '../src/onnx/dtype.js';
+import { loraLinear } from '../src/models/clip/lora.js';
 
 const A = (shape: number[], extra: Partial<GradCheckCase['inputs'][number]> = {}) => ({ name: 'a', shape, ...extra });
 const B = (shape: number[], extra: Partial<GradCheckCase['inputs'][number]> = {}) => ({ name: 'b', shape, ...extra });
@@ -104,5 +105,12 @@ export const cases: GradCheckCase[] = [
     op: 'CrossEntropy',
     inputs: [A([3, 5], { lo: -2, hi: 2 }), { name: 'labels', shape: [3], kind: 'int', values: [4, 0, 2] }],
     build: ([a, l]) => F.crossEntropy(a!, l!),
+  },
+  // LoRA's linear layer (models/clip/lora.ts): x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ, batched rows, every input differentiated.
+  {
+    op: 'LoRALinear',
+    label: 'x [2,3,4], W [5,4], rank 2, s = 1.5',
+    inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [5, 4] }, { name: 'b', shape: [5] }, { name: 'la', shape: [2, 4] }, { name: 'lb', shape: [5, 2] }],
+    build: ([x, w, b, a, lb]) => loraLinear(x!, w!, b!, a!, lb!, 1.5),
   },
 ];

@@ -11,6 +11,8 @@ import { modelIdOf } from '../search/model_id.js';
 import { getModel, inferenceFromClip, l2NormalizeRows } from '../inference/index.js';
 import type { InferenceModel } from '../inference/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
+import { isAdapterFolder } from '../models/clip/lora_adapter.js';
+import { ConfigError } from '../errors.js';
 import { resolveModelSpec } from '../runs/model_spec.js';
 import { MicroBatcher } from './batcher.js';
 import type { ServerMetrics } from './metrics.js';
@@ -44,6 +46,9 @@ export async function resolveServeModel(spec: string, opts: LoadModelOptions = {
 
 export async function loadServeModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const dir = await resolveServeModel(spec, opts);
+  // The server reads the folder's own config (image size, model id): a LoRA adapter alone has none.
+  if (isAdapterFolder(dir) && !existsSync(path.join(dir, 'open_clip_config.json')) && !existsSync(path.join(dir, 'config.json')))
+    throw new ConfigError('model', `${spec} is a LoRA adapter without its merged model; serve a merged one (fit with --merge or --to-onnx, or save ClipModel.load('${dir}') as a model folder)`);
   // int8 towers embed a little differently from fp32 ones (cosine ≈ 0.9998), so an index records
   // them as another model: switching precision asks for --reindex instead of mixing vectors.
   const id = (await modelIdOf(dir)) + (opts.int8 ? '+int8' : '');

@@ -10,6 +10,7 @@ import { directionPrefix } from '../eval/metric_names.js';
 import { FIT_DEFAULTS } from './fit_defaults.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
 import { ParamStore } from '../runtime/params.js';
+import { scaleAdapters } from '../models/clip/lora.js';
 import type { CallbackSpec, LogLevel } from './fit_types.js';
 import { imageFailure, loadEvalSets } from '../eval/eval_data.js';
 import type { EvalData, EvalSets, EvalSide } from '../eval/eval_data.js';
@@ -127,7 +128,11 @@ export class WiSEFTCallback extends Callback {
     this.spec = { type: 'WiSEFTCallback', alpha };
   }
   override async onTrainEnd(ctx: TrainContext): Promise<void> {
-    wiseFt(ctx.model.params, ctx.pretrained, this.alpha);
+    // With LoRA adapters the base weights are the pretrained ones, and the mix of the merged weights
+    // (1−α)·W + α·(W + s·B·A) is the adapter with B scaled by α.
+    const lora = ctx.model.lora;
+    if (lora) scaleAdapters(ctx.model.params, lora.layers, this.alpha);
+    else wiseFt(ctx.model.params, ctx.pretrained, this.alpha);
     ctx.log('info', `WiSE-FT: merged fine-tuned and pretrained weights with alpha ${this.alpha}`);
   }
 }

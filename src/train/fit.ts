@@ -27,6 +27,7 @@ import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
 import { FeatureCache, frozenTowers } from './frozen_features.js';
+import { loraTrainable, withLoraOption } from './lora_fit.js';
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
@@ -48,7 +49,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   const callbacks: Callback[] = o.callbacks.map((s) => callbackFromSpec(s, { skipBadRows: o.skipBadRows })); // validates (e.g. WiSE-FT α) before any work
 
   // 1. The model, and a copy of its pretrained weights.
-  const model = await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device });
+  const model = withLoraOption(await ClipModel.load(o.model, { tokenizer: o.tokenizer, device: o.device }), o);
   const pretrained = model.params.clone();
   const cfg = model.config.model_cfg;
   log('info', `model ${o.model}: ${model.params.size.toLocaleString('en-US')} parameters`);
@@ -65,14 +66,17 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
 
   // 3. The training graph with the optimizer fused in; a loss-only graph for val_loss.
   // A fully frozen tower leaves the step: its features are computed once (FeatureCache) and fed in.
-  const trainable = trainableFilter(cfg, o.freeze);
+  const trainable = loraTrainable(model) ?? trainableFilter(cfg, o.freeze);
   const frozen = o.reuseFrozenFeatures ? frozenTowers(model.params.entries, trainable) : { image: false, text: false };
+  const towerHooks = { image: model.towerHooks('image'), text: model.towerHooks('text') };
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
+  const trainableParameters = model.params.entries.filter((e) => trainable(e.name)).reduce((n, e) => n + e.size, 0);
+  if (model.lora) log('info', `LoRA rank ${model.lora.spec.rank} on ${model.lora.spec.targets.join('+')} of the ${model.lora.spec.towers.join(' and ')} tower(s): ${trainableParameters.toLocaleString('en-US')} trainable parameters`);
   const opt = makeOptimizer(o, model.params, groups);
   const runtime = { device: o.device };
-  const trainStep = await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen }, runtime, o.optimizerBackend);
+  const trainStep = await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, hooks: towerHooks }, runtime, o.optimizerBackend);
   if (trainStep.fallback) log('info', `optimizer step in onnxruntime: ${trainStep.fallback}`);
-  const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss }) : null;
+  const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss, hooks: towerHooks }) : null;
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
@@ -141,8 +145,10 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         }
         if (!Number.isFinite(loss)) throw new FitError(step, `loss is ${loss}; the weights of the last checkpoint are kept`);
         // open_clip clamps the learned temperature after each step: exp(logit_scale) ≤ 100.
-        const ls = model.params.view('logit_scale');
-        ls[0] = Math.min(Math.max(ls[0]!, 0), LOGIT_SCALE_MAX);
+        if (trainable('logit_scale')) {
+          const ls = model.params.view('logit_scale');
+          ls[0] = Math.min(Math.max(ls[0]!, 0), LOGIT_SCALE_MAX);
+        }
         lossSum += loss;
         k++;
         hooks.progress?.({ epoch, epochs: o.epochs, step: k, steps: batches.steps, loss: lossSum / k, stepLoss: loss, elapsedS: (Date.now() - started) / 1000 });
@@ -173,11 +179,11 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
 
   // 6. Final callbacks (best weights, WiSE-FT), then the artifact.
   for (const cb of callbacks) await cb.onTrainEnd(ctx);
-  const artifactDir = await writeArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx });
+  const artifactDir = await writeArtifact(workDir, model, { options: o, history, epochs: epochsDone, steps: step, toOnnx: o.toOnnx, merge: o.toOnnx || (o.lora?.merge ?? false) });
   await model.release();
   log('info', `artifact saved to ${artifactDir}`);
   timings.totalS = (performance.now() - t0) / 1000;
-  return { epochs: epochsDone, steps: step, history, artifactDir, stoppedEarly: ctx.stop, timings };
+  return { epochs: epochsDone, steps: step, history, artifactDir, stoppedEarly: ctx.stop, timings, trainableParameters };
 }
 
 async function validationLoss(

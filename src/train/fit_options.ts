@@ -8,7 +8,7 @@ import type { FitOptions, OptimizerOptionsJson, SchedulerOptionsJson } from './f
 import { Adam, AdamW, SGD } from './optim.js';
 import type { Optimizer, ParamGroupOptions } from './optim.js';
 
-export interface ResolvedFitOptions extends Required<Omit<FitOptions, 'tokenizer' | 'evalData' | 'runName' | 'experimentName' | 'workDir' | 'maxGradNorm' | 'freeze'>> {
+export interface ResolvedFitOptions extends Required<Omit<FitOptions, 'tokenizer' | 'evalData' | 'runName' | 'experimentName' | 'workDir' | 'maxGradNorm' | 'freeze' | 'lora'>> {
   tokenizer?: string;
   evalData?: string;
   runName?: string;
@@ -16,6 +16,7 @@ export interface ResolvedFitOptions extends Required<Omit<FitOptions, 'tokenizer
   workDir?: string;
   maxGradNorm?: number;
   freeze: NonNullable<FitOptions['freeze']>;
+  lora?: FitOptions['lora'];
   optimizerOptions: OptimizerOptionsJson;
   schedulerOptions: SchedulerOptionsJson;
   weightDecay: number;
@@ -87,6 +88,7 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     pixelCacheMB: nonNegative('pixelCacheMB', o.pixelCacheMB ?? D.pixelCacheMB),
     reuseFrozenFeatures: o.reuseFrozenFeatures ?? D.reuseFrozenFeatures,
     optimizerBackend: oneOf('optimizerBackend', o.optimizerBackend ?? D.optimizerBackend, ['wasm', 'onnxruntime'] as const),
+    ...(o.lora !== undefined ? { lora: o.lora } : {}),
   };
 }
 

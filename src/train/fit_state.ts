@@ -8,6 +8,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ClipfitError } from '../errors.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
+import { writeAdapter } from '../models/clip/lora_adapter.js';
 import { ParamStore } from '../runtime/params.js';
 import { durableRename } from '../util/durable.js';
 import type { Optimizer } from './optim.js';
@@ -82,11 +83,14 @@ export async function loadCheckpoint(workDir: string, params: ParamStore, opt: O
 export async function writeArtifact(
   workDir: string,
   model: ClipModel,
-  meta: { options: unknown; history: History; epochs: number; steps: number; toOnnx: boolean },
+  meta: { options: unknown; history: History; epochs: number; steps: number; toOnnx: boolean; merge?: boolean },
 ): Promise<string> {
   const dest = path.join(workDir, 'artifact');
   await writeDirAtomically(dest, async (tmp) => {
-    await model.save(tmp, 'open_clip');
+    // A model with adapters: the adapter, and the merged model (a plain model folder) when asked.
+    const lora = model.lora;
+    if (lora) await writeAdapter(tmp, model.params, lora);
+    if (!lora || meta.merge) await model.save(tmp, 'open_clip');
     if (meta.toOnnx) await model.exportOnnx(tmp);
     const metadata = { producer: 'clipfit', created: new Date().toISOString(), ...meta, models: meta.toOnnx ? ['clip-text', 'clip-vision'] : [] };
     await fsp.writeFile(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2));

@@ -3,6 +3,7 @@
 // evaluation data travel as their JSON).
 
 import type { Document, DocumentJson } from '../data/document.js';
+import type { LoraOptions } from '../models/clip/lora.js';
 
 export type OptimizerName = 'adamw' | 'adam' | 'sgd';
 export type SchedulerName = 'constant' | 'linear' | 'cosine';
@@ -102,6 +103,11 @@ export interface FitOptions {
   skipBadRows?: boolean;
   /** Folder where the run keeps checkpoints and its artifact (set by the run store). */
   workDir?: string;
+  /**
+   * Train LoRA adapters instead of the weights (models/clip/lora.ts): the artifact is the adapter
+   * (adapter_model.safetensors + adapter_config.json), plus the merged model with toOnnx or lora.merge.
+   */
+  lora?: LoraOptions;
 }
 
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -129,6 +135,8 @@ export interface FitResult {
   stoppedEarly: boolean;
   /** Where the wall time went, in seconds. */
   timings: FitTimings;
+  /** Elements of the parameters the optimizer updated. */
+  trainableParameters?: number;
 }
 
 export interface FitTimings {

@@ -7,7 +7,7 @@ import { Graph } from '../onnx/graph.js';
 import type { Value } from '../onnx/graph.js';
 import type { ClipModelCfg } from '../models/clip/config.js';
 import { clipHead, imageTower, textTower } from '../models/clip/model.js';
-import type { ClipHead, Tower } from '../models/clip/model.js';
+import type { ClipHead, Tower, TowerHooks } from '../models/clip/model.js';
 import { clipLoss, clipLossLabelAware } from './loss.js';
 
 export interface TrainGraph {
@@ -45,6 +45,8 @@ export interface TrainGraphOptions {
    * tower, whose features do not change from step to step. Its parameters are then not in the graph.
    */
   featureInputs?: { image?: boolean; text?: boolean };
+  /** The towers' layer swaps (e.g. LoRA adapters beside the linear weights: ClipModel.towerHooks). */
+  hooks?: { image?: TowerHooks; text?: TowerHooks };
 }
 
 export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {}): TrainGraph {
@@ -53,8 +55,8 @@ export function buildTrainGraph(cfg: ClipModelCfg, opts: TrainGraphOptions = {})
   const given = (name: string): Tower => ({ features: g.input(name, 'float32', ['batch', cfg.embed_dim]), taps: {} });
   const images = opts.featureInputs?.image ? null : g.input('images', 'float32', ['batch', 3, s, s]);
   const texts = opts.featureInputs?.text ? null : g.input('texts', 'int64', ['batch', 'seq']);
-  const it = images ? imageTower(g, cfg, images) : given('image_features');
-  const tt = texts ? textTower(g, cfg, texts) : given('text_features');
+  const it = images ? imageTower(g, cfg, images, opts.hooks?.image) : given('image_features');
+  const tt = texts ? textTower(g, cfg, texts, opts.hooks?.text) : given('text_features');
   const head = clipHead(g, it.features, tt.features);
   const loss = opts.labelAware
     ? clipLossLabelAware(head.logitsPerImage, head.logitsPerText, g.input('labels', 'int64', ['batch']))

@@ -5,20 +5,23 @@ import { runDemo } from '../demo/run_demo.js';
 import { formatMetricTable } from '../demo/report.js';
 import { createProgress } from '../../train/progress.js';
 import { runEngineDemo } from './demo_engine.js';
+import { addLoraOptions, loraFromFlags } from './lora_flags.js';
+import type { LoraFlags } from './lora_flags.js';
 
 type Print = (line: string) => void;
 
 export function registerDemoCommands(program: Command, print: Print): void {
-  program
-    .command('demo')
+  addLoraOptions(program.command('demo'))
     .description('The main job: build the emoji dataset, fine-tune the shipped base CLIP on it, compare zero-shot, fine-tuned and WiSE-FT, and write demo-report/ (a rerun resumes)')
     .option('--work <dir>', 'dataset and checkpoints (default $CLIPFIT_HOME/demo)')
     .option('--report <dir>', 'report folder', 'demo-report')
     .option('--model <model>', 'base model (default the shipped ViT-T-8-64::icons)')
     .option('--epochs <n>', 'fine-tuning epochs', (v) => Number.parseInt(v, 10))
     .option('--limit <n>', 'use only the first N emoji items (a quick trial)', (v) => Number.parseInt(v, 10))
+    .option('--learning-rate <lr>', 'instead of the recipe\'s', Number)
     .addHelpText('after', '\nExample:\n  $ clipfit demo\n  $ open demo-report/index.html')
-    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; limit?: number }) => {
+    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; limit?: number; learningRate?: number } & LoraFlags) => {
+      const lora = loraFromFlags(o);
       const bar = createProgress(process.stdout);
       const res = await runDemo({
         report: o.report,
@@ -26,6 +29,8 @@ export function registerDemoCommands(program: Command, print: Print): void {
         ...(o.model ? { model: o.model } : {}),
         ...(o.epochs ? { epochs: o.epochs } : {}),
         ...(o.limit ? { limit: o.limit } : {}),
+        ...(lora ? { lora } : {}),
+        ...(o.learningRate ? { learningRate: o.learningRate } : {}),
         log: (m) => bar.log('info', m),
         progress: bar.progress,
         metrics: bar.metrics,

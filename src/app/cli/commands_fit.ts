@@ -9,6 +9,8 @@ import { DEFAULT_EXPERIMENT } from '../../runs/store.js';
 import { FIT_DEFAULTS as D } from '../../train/fit_defaults.js';
 import type { CallbackSpec, FitOptions, FreezeSpec } from '../../train/fit_types.js';
 import { followRun } from './commands_runs.js';
+import { addLoraOptions, loraFromFlags } from './lora_flags.js';
+import type { LoraFlags } from './lora_flags.js';
 
 type Print = (line: string) => void;
 
@@ -52,7 +54,7 @@ type FitFlags = Partial<Pick<FitOptions, (typeof SAME_NAME)[number] | (typeof SA
   experiment?: string;
   detach?: boolean;
   wait?: boolean;
-};
+} & LoraFlags;
 
 /** FitOptions from a JSON config file (if any) overridden by the flags given. */
 export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
@@ -106,13 +108,14 @@ export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
   if (f.checkpointLastK !== undefined) cbs.push({ type: 'TrainingCheckpoint', lastKEpochs: f.checkpointLastK });
   if (f.wiseFt !== undefined) cbs.push({ type: 'WiSEFTCallback', alpha: f.wiseFt });
   base.callbacks = cbs;
+  const lora = loraFromFlags(f, base.lora);
+  if (lora) base.lora = lora;
   if (!base.trainData) throw new ConfigError('--train-data', 'required (CSV, JSONL, image folder or dataset:NAME), on the command line or in --config');
   return base as FitOptions;
 }
 
 export function registerFitCommands(program: Command, print: Print): void {
-  program
-    .command('fit')
+  addLoraOptions(program.command('fit'))
     .description('Fine-tune a CLIP model as a run that lives on after this command exits; follows its log')
     .option('--config <file.json>', 'fit options as JSON (FitOptions); flags override it')
     .option('--model <model>', `model folder or name::tag (default ${D.model})`)

@@ -19,6 +19,7 @@ import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { wiseFt } from '../../train/callbacks.js';
 import { fit } from '../../train/fit.js';
 import type { FitHooks, FitOptions } from '../../train/fit_types.js';
+import type { LoraOptions } from '../../models/clip/lora.js';
 import { stripDirections as unprefix } from '../../eval/metric_names.js';
 import { writeDemoReport } from './report.js';
 import type { DemoReport, Hit } from './report.js';
@@ -41,6 +42,10 @@ export interface DemoOptions {
   epochs?: number;
   /** Emoji items to use (all by default; tests use a few). */
   limit?: number;
+  /** Train LoRA adapters instead of every weight (fit's lora option); its checkpoints get their own folder. */
+  lora?: LoraOptions;
+  /** Instead of the recipe's learning rate. */
+  learningRate?: number;
   log?(message: string): void;
   progress?: FitHooks['progress'];
   metrics?: FitHooks['metrics'];
@@ -71,7 +76,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const work = path.resolve(o.work ?? defaultWork());
   const reportDir = path.resolve(o.report ?? 'demo-report');
   const base = o.model ?? DEFAULT_MODEL;
-  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}) };
+  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}) };
+  // Each LoRA recipe (and learning rate) resumes its own checkpoints.
+  const loraTag = o.lora ? `-lora-r${o.lora.rank ?? 8}-a${o.lora.alpha ?? o.lora.rank ?? 8}-${(o.lora.targets ?? ['attn', 'mlp']).join('+')}-${(o.lora.towers ?? ['text', 'image']).join('+')}` : '';
+  const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}`;
 
   const zs = await ClipModel.load(base);
   const size = zs.config.model_cfg.vision_cfg.image_size;
@@ -84,7 +92,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   log(`[2/4] fine-tuning ${base} on ${path.join(data, 'train.csv')}`);
   const stepLoss: { step: number; loss: number }[] = [];
-  const lossLog = path.join(work, 'fit', 'step_loss.json');
+  const lossLog = path.join(work, `fit${runTag}`, 'step_loss.json');
   if (existsSync(lossLog)) stepLoss.push(...(JSON.parse(readFileSync(lossLog, 'utf8')) as typeof stepLoss));
   const fitOptions: FitOptions = {
     model: base,
@@ -100,8 +108,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     seed: r.seed,
     numWorkers: 1,
     callbacks: [{ type: 'EvaluationCallback', queryData: path.join(data, 'queries-en.jsonl'), indexData: path.join(data, 'eval-in-domain.jsonl'), limit: r.limit }],
-    workDir: path.join(work, `fit${o.limit ? `-limit${o.limit}` : ''}`),
+    workDir: path.join(work, `fit${runTag}`),
+    ...(o.lora ? { lora: o.lora } : {}),
   };
+  const stepsBefore = stepLoss.length;
   const fitResult = await fit(fitOptions, {
     log: (level, m) => log(level === 'info' ? `      ${m}` : `      [${level}] ${m}`),
     progress: (p) => {
@@ -178,6 +188,12 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       'batch size': r.batchSize,
       'learning rate': r.learningRate,
       'fit wall s': +fitResult.timings.totalS.toFixed(1),
+      'fine-tuning': o.lora ? `LoRA rank ${o.lora.rank ?? 8}, alpha ${o.lora.alpha ?? o.lora.rank ?? 8}, ${(o.lora.targets ?? ['attn', 'mlp']).join('+')} of ${(o.lora.towers ?? ['text', 'image']).join('+')}` : 'full',
+      'trainable parameters': fitResult.trainableParameters ?? NaN,
+      // Steps done by this process (a resumed run's earlier steps are not in it).
+      'step s (mean)': +(fitResult.timings.stepS / Math.max(1, fitResult.steps - stepsBefore)).toFixed(3),
+      'peak RSS MB': Math.round(process.resourceUsage().maxRSS / 1024),
+      'artifact MB': +((await folderBytes(fitResult.artifactDir)) / 2 ** 20).toFixed(2),
       'demo wall s': +wallS.toFixed(1),
     },
     metricNames: DEMO_METRICS,
@@ -193,6 +209,16 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   await writeDemoReport(reportDir, report);
   for (const v of variants) await v.model.release();
   return { reportDir, report, wallS };
+}
+
+/** Bytes of every file under `dir`. */
+async function folderBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    n += e.isDirectory() ? await folderBytes(p) : (await fsp.stat(p)).size;
+  }
+  return n;
 }
 
 /** A dozen held-out queries, the same on every run: the lowest hashes of their text. */

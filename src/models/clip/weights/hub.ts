@@ -335,6 +335,8 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   const id = parseModelId(spec);
   if (!id) {
     if (existsSync(spec) && statSync(spec).isDirectory()) {
+      // A LoRA adapter folder (lora_adapter.ts) names its base model; ClipModel.load puts it on.
+      if (existsSync(path.join(spec, 'adapter_config.json'))) return path.resolve(spec);
       detectLayout(spec);
       return path.resolve(spec);
     }
