@@ -26,6 +26,7 @@ import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
 import { FeatureCache, frozenTowers } from './frozen_features.js';
+import { GradCache } from './grad_cache.js';
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
@@ -66,13 +67,22 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   // A fully frozen tower leaves the step: its features are computed once (FeatureCache) and fed in.
   const trainable = trainableFilter(cfg, o.freeze);
   const frozen = o.reuseFrozenFeatures ? frozenTowers(model.params.entries, trainable) : { image: false, text: false };
-  const tg = buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false, featureInputs: frozen });
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
   const opt = makeOptimizer(o, model.params, groups);
-  const update = opt.build(tg.graph, tg.trainable, tg.grads);
   const runtime = { device: o.device };
+  // With GradCache the towers run chunk by chunk and the update is its own run (grad_cache.ts);
+  // otherwise one fused run per step.
+  const gradCache = o.gradCache ? await GradCache.create(cfg, { chunk: o.gradCache.chunk, trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, session: runtime }) : null;
+  const tg = gradCache ? null : buildTrainGraph(cfg, { trainable, labelAware: o.labelAwareLoss, outputGradients: false, featureInputs: frozen });
+  const update = tg ? opt.build(tg.graph, tg.trainable, tg.grads) : null;
   // Memory-pattern planning held ~2 GB more at ViT-B/32 batch 32 and was slower (bench:clip).
-  const session = await Session.fromGraph(tg.graph, { ...runtime, memPattern: false });
+  const session = tg ? await Session.fromGraph(tg.graph, { ...runtime, memPattern: false }) : null;
+  const runStep = async (feeds: Record<string, Tensor>): Promise<number> => {
+    if (gradCache) return (await gradCache.step(model.params, opt, feeds)).loss;
+    const r = await opt.runStep(session!, update!, model.params, feeds);
+    return (r.outputs['loss']!.data as Float32Array)[0]!;
+  };
+  if (gradCache) log('info', `GradCache: the towers run ${gradCache.chunk} rows at a time; the loss and the gradient are the batch's`);
   const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss }) : null;
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
@@ -134,8 +144,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         step++;
         let loss: number;
         try {
-          const r = await timed('stepS', () => opt.runStep(session, update, model.params, { ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
-          loss = (r.outputs['loss']!.data as Float32Array)[0]!;
+          loss = await timed('stepS', () => runStep({ ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });
           throw err;
@@ -162,7 +171,8 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     }
   } finally {
     await pool.close();
-    await session.release();
+    await session?.release();
+    await gradCache?.release();
     await valSession?.release();
     await opt.dispose();
   }
