@@ -17,7 +17,9 @@ import { knn } from '../../eval/knn.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
 import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { wiseFt } from '../../train/callbacks.js';
+import { ConfigError } from '../../errors.js';
 import { fit } from '../../train/fit.js';
+import { checkChunk } from '../../train/grad_cache.js';
 import type { FitHooks, FitOptions } from '../../train/fit_types.js';
 import { stripDirections as unprefix } from '../../eval/metric_names.js';
 import { writeDemoReport } from './report.js';
@@ -39,6 +41,10 @@ export interface DemoOptions {
   report?: string;
   model?: string;
   epochs?: number;
+  /** Batch size (default the recipe's 128). */
+  batchSize?: number;
+  /** GradCache chunk (fit's gradCache): the towers run this many rows at a time. */
+  gradCacheChunk?: number;
   /** Emoji items to use (all by default; tests use a few). */
   limit?: number;
   log?(message: string): void;
@@ -67,11 +73,14 @@ interface Variant {
 
 export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const t0 = Date.now();
+  // Checked before the dataset is built or anything is trained.
+  if (o.gradCacheChunk !== undefined) checkChunk(o.gradCacheChunk, 'gradCacheChunk');
+  if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize > 1)) throw new ConfigError('batchSize', `must be an integer above 1 (CLIPLoss needs two pairs), got ${o.batchSize}`);
   const log = o.log ?? ((m: string) => console.log(m));
   const work = path.resolve(o.work ?? defaultWork());
   const reportDir = path.resolve(o.report ?? 'demo-report');
   const base = o.model ?? DEFAULT_MODEL;
-  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}) };
+  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.batchSize ? { batchSize: o.batchSize } : {}) };
 
   const zs = await ClipModel.load(base);
   const size = zs.config.model_cfg.vision_cfg.image_size;
@@ -84,7 +93,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   log(`[2/4] fine-tuning ${base} on ${path.join(data, 'train.csv')}`);
   const stepLoss: { step: number; loss: number }[] = [];
-  const lossLog = path.join(work, 'fit', 'step_loss.json');
+  // A batch size or GradCache chunk of its own gets its own checkpoints (a rerun resumes only its own run).
+  const variant = `${o.limit ? `-limit${o.limit}` : ''}${r.batchSize !== DEMO_RECIPE.batchSize ? `-b${r.batchSize}` : ''}${o.gradCacheChunk ? `-gc${o.gradCacheChunk}` : ''}`;
+  const fitDir = path.join(work, `fit${variant}`);
+  const lossLog = path.join(fitDir, 'step_loss.json');
   if (existsSync(lossLog)) stepLoss.push(...(JSON.parse(readFileSync(lossLog, 'utf8')) as typeof stepLoss));
   const fitOptions: FitOptions = {
     model: base,
@@ -100,7 +112,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     seed: r.seed,
     numWorkers: 1,
     callbacks: [{ type: 'EvaluationCallback', queryData: path.join(data, 'queries-en.jsonl'), indexData: path.join(data, 'eval-in-domain.jsonl'), limit: r.limit }],
-    workDir: path.join(work, `fit${o.limit ? `-limit${o.limit}` : ''}`),
+    ...(o.gradCacheChunk ? { gradCache: { chunk: o.gradCacheChunk } } : {}),
+    workDir: fitDir,
   };
   const fitResult = await fit(fitOptions, {
     log: (level, m) => log(level === 'info' ? `      ${m}` : `      [${level}] ${m}`),
@@ -177,6 +190,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       steps: fitResult.steps,
       'batch size': r.batchSize,
       'learning rate': r.learningRate,
+      ...(o.gradCacheChunk ? { 'GradCache chunk': o.gradCacheChunk } : {}),
       'fit wall s': +fitResult.timings.totalS.toFixed(1),
       'demo wall s': +wallS.toFixed(1),
     },
