@@ -26,6 +26,8 @@ export { makeSchedule } from './train/schedule.js';
 export { clipLoss } from './train/loss.js';
 export { buildTrainGraph } from './train/train_graph.js';
 export type { TrainGraph, TrainGraphOptions } from './train/train_graph.js';
+export { GradCache } from './train/grad_cache.js';
+export type { GradCacheOptions } from './train/grad_cache.js';
 
 // CLIP: configs, towers, checkpoints, hub, tokenizer, preprocessing, export.
 export * from './models/clip/config.js';

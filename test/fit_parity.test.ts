@@ -8,64 +8,24 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { fit } from '../src/train/fit.js';
 import type { FitOptions } from '../src/train/fit_types.js';
-import type { StFile } from '../src/runtime/safetensors.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
-import { denseParam } from './clip_fixture.js';
-import { FIXTURES, REPO_ROOT, requireFixture } from './fixtures.js';
+import { REPO_ROOT, requireFixture } from './fixtures.js';
+import { compareWeights, writePairsCsv } from './fixture_pairs.js';
+import type { FixtureBatch } from './fixture_pairs.js';
 
 const run = promisify(execFile);
 const ATOL = 1e-4;
 
-interface FixtureBatch {
-  image_files: string[];
-  captions: string[];
-}
-
-/** RFC 4180 quoting: every field quoted, inner quotes doubled (what spreadsheets write). */
-const csvField = (s: string) => `"${s.replace(/"/g, '""')}"`;
-
-/** A CSV with a header, image paths relative to the CSV's folder, captions as written. */
-function writePairsCsv(dir: string, batches: FixtureBatch[]): string {
-  const imgDir = path.join(FIXTURES, 'images');
-  const rows = ['image,text'];
-  for (const b of batches)
-    b.image_files.forEach((f, i) => rows.push(`${csvField(path.relative(dir, path.join(imgDir, f)))},${csvField(b.captions[i]!)}`));
-  const file = path.join(dir, 'pairs.csv');
-  writeFileSync(file, rows.join('\r\n') + '\r\n');
-  return file;
-}
-
 const c = Math.fround(1 - 1e-3 * 0.2);
 const decayOnce = (x: number) => Math.fround(x * c);
 const decayTwice = (x: number) => Math.fround(Math.fround(x * c) * c);
-
-/** Worst |ours − reference| over every parameter, naming where it is. */
-function compareWeights(ours: StFile, initial: StFile, ref: StFile, prefix: string, fill: (x: number) => number): { max: number; at: string } {
-  let max = 0;
-  let at = '';
-  for (const [name, init] of initial.tensors) {
-    const mine = ours.tensors.get(name);
-    assert.ok(mine, `artifact lacks ${name}`);
-    const want = denseParam(ref, prefix, name, init.data as Float32Array, fill);
-    const got = mine.data as Float32Array;
-    assert.equal(got.length, want.length, `${name}: ${got.length} elements, reference ${want.length}`);
-    for (let i = 0; i < got.length; i++) {
-      const d = Math.abs(got[i]! - want[i]!);
-      if (!(d <= max)) {
-        max = d;
-        at = `${name}[${i}] ours ${got[i]} reference ${want[i]}`;
-      }
-    }
-  }
-  return { max, at };
-}
 
 const tiny = requireFixture('tiny');
 

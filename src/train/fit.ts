@@ -12,7 +12,7 @@ import type { DocumentArray } from '../data/index.js';
 import { seededPermutation } from '../data/index.js';
 import { ClipModel } from '../models/clip/clip_model.js';
 import { buildTrainGraph } from './train_graph.js';
-import { makeTrainStep } from './train_step.js';
+import { makeGradCacheStep, makeTrainStep } from './train_step.js';
 import { Session } from '../runtime/session.js';
 import type { Tensor } from '../runtime/session.js';
 import { callbackFromSpec } from './callbacks.js';
@@ -74,8 +74,12 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   if (model.lora) log('info', `LoRA rank ${model.lora.spec.rank} on ${model.lora.spec.targets.join('+')} of the ${model.lora.spec.towers.join(' and ')} tower(s): ${trainableParameters.toLocaleString('en-US')} trainable parameters`);
   const opt = makeOptimizer(o, model.params, groups);
   const runtime = { device: o.device };
-  const trainStep = await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, hooks: towerHooks }, runtime, o.optimizerBackend);
+  // With GradCache the towers run chunk by chunk and the update follows the summed gradients.
+  const trainStep = o.gradCache
+    ? await makeGradCacheStep(cfg, opt, model.params, { chunk: o.gradCache.chunk, trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, hooks: towerHooks }, runtime, o.optimizerBackend)
+    : await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, hooks: towerHooks }, runtime, o.optimizerBackend);
   if (trainStep.fallback) log('info', `optimizer step in onnxruntime: ${trainStep.fallback}`);
+  if (o.gradCache) log('info', `GradCache: the towers run ${o.gradCache.chunk} rows at a time; the loss and the gradient are the batch's`);
   const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss, hooks: towerHooks }) : null;
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);

@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import type { ParamStore } from '../runtime/params.js';
 import { FIT_DEFAULTS as D, defaultNumWorkers } from './fit_defaults.js';
 import type { FitOptions, OptimizerOptionsJson, SchedulerOptionsJson } from './fit_types.js';
+import { checkChunk } from './grad_cache.js';
 import { Adam, AdamW, SGD } from './optim.js';
 import type { Optimizer, ParamGroupOptions } from './optim.js';
 
@@ -89,7 +90,14 @@ export function resolveOptions(o: FitOptions): ResolvedFitOptions {
     reuseFrozenFeatures: o.reuseFrozenFeatures ?? D.reuseFrozenFeatures,
     optimizerBackend: oneOf('optimizerBackend', o.optimizerBackend ?? D.optimizerBackend, ['wasm', 'onnxruntime'] as const),
     ...(o.lora !== undefined ? { lora: o.lora } : {}),
+    gradCache: gradCacheOf(o.gradCache),
   };
+}
+
+function gradCacheOf(v: unknown): { chunk: number } | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError('gradCache', `must be { chunk: N } or null, got ${JSON.stringify(v)}`);
+  return { chunk: checkChunk((v as { chunk?: unknown }).chunk) };
 }
 
 export function makeOptimizer(o: ResolvedFitOptions, params: ParamStore, groups: ParamGroupOptions[]): Optimizer {

@@ -80,6 +80,12 @@ export interface FitOptions {
    * (default true); false runs the frozen tower again in every step.
    */
   reuseFrozenFeatures?: boolean;
+  /**
+   * GradCache (Gao et al., 2021): run the towers `chunk` rows at a time, so memory grows with the
+   * chunk rather than the batch, while the gradient stays the full batch's (CLIPLoss over the
+   * whole batch). Costs one extra forward pass of each trained tower. null/absent: off.
+   */
+  gradCache?: { chunk: number } | null;
   callbacks?: CallbackSpec[];
   /**
    * Where Adam/AdamW's update runs: 'wasm' (default on the CPU: SIMD kernels on the gradients, in

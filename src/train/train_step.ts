@@ -12,13 +12,13 @@ import type { Optimizer, StepResult } from './optim_base.js';
 import { HostUpdate } from './optim_host.js';
 import type { GradOutput } from './optim_host.js';
 import { buildTrainGraph } from './train_graph.js';
-import type { TrainGraph, TrainGraphOptions } from './train_graph.js';
+import type { TrainGraphOptions } from './train_graph.js';
+import { GradCache } from './grad_cache.js';
+import type { GradCacheOptions } from './grad_cache.js';
 
 export type OptimizerBackend = 'wasm' | 'onnxruntime';
 
 export interface TrainStep {
-  readonly graph: TrainGraph;
-  readonly session: Session;
   /** Where the update runs (the backend asked for, or onnxruntime when wasm cannot take it). */
   readonly backend: OptimizerBackend;
   /** Why the wasm backend was not used, when it was asked for. */
@@ -36,13 +36,7 @@ export async function makeTrainStep(
   sessionOpts: SessionOptions,
   backend: OptimizerBackend = 'wasm',
 ): Promise<TrainStep> {
-  let fallback: string | null = null;
-  let host: HostUpdate | null = null;
-  if (backend === 'wasm') {
-    const h = sessionOpts.device === 'cuda' ? 'the update stays on the GPU' : HostUpdate.create(opt, params);
-    if (typeof h === 'string') fallback = h;
-    else host = h;
-  }
+  const { host, fallback } = hostFor(opt, params, sessionOpts, backend);
   const tg = buildTrainGraph(cfg, { ...graphOpts, outputGradients: host !== null });
   // Memory-pattern planning held ~2 GB more at ViT-B/32 batch 32 and was slower (bench:clip).
   const so: SessionOptions = { ...sessionOpts, memPattern: false };
@@ -52,16 +46,46 @@ export async function makeTrainStep(
     if (gradOutputs.length !== names.size || gradOutputs.some((g) => !names.has(g.param)))
       throw new ConfigError('optimizer', 'the optimizer groups differ from the training graph’s trainable parameters');
     const session = await Session.fromGraph(tg.graph, so);
-    return { graph: tg, session, backend: 'wasm', fallback, run: (data) => host.runStep(session, gradOutputs, data), release: () => session.release() };
+    return { backend: 'wasm', fallback, run: (data) => host.runStep(session, gradOutputs, data), release: () => session.release() };
   }
   const update = opt.build(tg.graph, tg.trainable, tg.grads);
   const session = await Session.fromGraph(tg.graph, so);
   return {
-    graph: tg,
-    session,
     backend: 'onnxruntime',
     fallback,
     run: (data) => opt.runStep(session, update, params, data),
     release: () => session.release(),
+  };
+}
+
+function hostFor(opt: Optimizer, params: ParamStore, so: SessionOptions, backend: OptimizerBackend): { host: HostUpdate | null; fallback: string | null } {
+  if (backend !== 'wasm') return { host: null, fallback: null };
+  const h = so.device === 'cuda' ? 'the update stays on the GPU' : HostUpdate.create(opt, params);
+  return typeof h === 'string' ? { host: null, fallback: h } : { host: h, fallback: null };
+}
+
+/**
+ * The GradCache step (grad_cache.ts): the batch's gradients summed chunk by chunk, then one update,
+ * in wasm (the gradients are summed straight into its memory) or by the optimizer's own session.
+ */
+export async function makeGradCacheStep(
+  cfg: ClipModelCfg,
+  opt: Optimizer,
+  params: ParamStore,
+  gcOpts: Omit<GradCacheOptions, 'session' | 'grads'>,
+  sessionOpts: SessionOptions,
+  backend: OptimizerBackend = 'wasm',
+): Promise<TrainStep> {
+  const { host, fallback } = hostFor(opt, params, sessionOpts, backend);
+  const gc = await GradCache.create(cfg, { ...gcOpts, session: sessionOpts, ...(host ? { grads: host.grads } : {}) });
+  return {
+    backend: host ? 'wasm' : 'onnxruntime',
+    fallback,
+    async run(data) {
+      const loss = await gc.gradients(params, data);
+      const r = host ? host.apply() : await opt.step(params, gc.grads);
+      return { step: r.step, gradNorm: r.gradNorm, outputs: { loss: { dtype: 'float32', shape: [], data: new Float32Array([loss]) } } };
+    },
+    release: () => gc.release(),
   };
 }

@@ -17,10 +17,12 @@ export function registerDemoCommands(program: Command, print: Print): void {
     .option('--report <dir>', 'report folder', 'demo-report')
     .option('--model <model>', 'base model (default the shipped ViT-T-8-64::icons)')
     .option('--epochs <n>', 'fine-tuning epochs', (v) => Number.parseInt(v, 10))
+    .option('--batch-size <n>', 'batch size (default the recipe\'s 128)', Number)
+    .option('--grad-cache-chunk <n>', 'GradCache: run the towers N rows at a time (memory grows with N, not the batch)', Number)
     .option('--limit <n>', 'use only the first N emoji items (a quick trial)', (v) => Number.parseInt(v, 10))
     .option('--learning-rate <lr>', 'instead of the recipe\'s', Number)
     .addHelpText('after', '\nExample:\n  $ clipfit demo\n  $ open demo-report/index.html')
-    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; limit?: number; learningRate?: number } & LoraFlags) => {
+    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; batchSize?: number; gradCacheChunk?: number; limit?: number; learningRate?: number } & LoraFlags) => {
       const lora = loraFromFlags(o);
       const bar = createProgress(process.stdout);
       const res = await runDemo({
@@ -31,6 +33,8 @@ export function registerDemoCommands(program: Command, print: Print): void {
         ...(o.limit ? { limit: o.limit } : {}),
         ...(lora ? { lora } : {}),
         ...(o.learningRate ? { learningRate: o.learningRate } : {}),
+        ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+        ...(o.gradCacheChunk !== undefined ? { gradCacheChunk: o.gradCacheChunk } : {}),
         log: (m) => bar.log('info', m),
         progress: bar.progress,
         metrics: bar.metrics,

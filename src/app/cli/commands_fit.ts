@@ -7,6 +7,7 @@ import { ConfigError } from '../../errors.js';
 import { getRun, startRun } from '../../runs/index.js';
 import { DEFAULT_EXPERIMENT } from '../../runs/store.js';
 import { FIT_DEFAULTS as D } from '../../train/fit_defaults.js';
+import { checkChunk } from '../../train/grad_cache.js';
 import type { CallbackSpec, FitOptions, FreezeSpec } from '../../train/fit_types.js';
 import { followRun } from './commands_runs.js';
 import { addLoraOptions, loraFromFlags } from './lora_flags.js';
@@ -44,6 +45,7 @@ type FitFlags = Partial<Pick<FitOptions, (typeof SAME_NAME)[number] | (typeof SA
   stepOn?: string;
   freezeImage?: string | boolean;
   freezeText?: string | boolean;
+  gradCacheChunk?: number;
   evalQueryData?: string;
   evalIndexData?: string;
   evalLimit?: number;
@@ -92,6 +94,8 @@ export async function fitOptionsFromFlags(f: FitFlags): Promise<FitOptions> {
   if (f.freezeImage !== undefined) freeze.image = freezeOf(f.freezeImage);
   if (f.freezeText !== undefined) freeze.text = freezeOf(f.freezeText);
   base.freeze = freeze;
+  // Parsed as a number, not parseInt, so that 2.5 is refused rather than read as 2.
+  if (f.gradCacheChunk !== undefined) base.gradCache = { chunk: checkChunk(f.gradCacheChunk, '--grad-cache-chunk') };
   const cbs: CallbackSpec[] = [...(base.callbacks ?? [])];
   if (f.evalQueryData || f.evalIndexData) {
     if (!f.evalQueryData || !f.evalIndexData) throw new ConfigError('--eval-query-data/--eval-index-data', 'give both for an EvaluationCallback');
@@ -136,6 +140,7 @@ export function registerFitCommands(program: Command, print: Print): void {
     .option('--label-aware-loss', 'pairs sharing a label in a batch are positives, not false negatives')
     .option('--freeze-image [lastN]', 'lock the image tower (all but its last N blocks when N is given)')
     .option('--freeze-text [lastN]', 'lock the text tower (all but its last N blocks when N is given)')
+    .option('--grad-cache-chunk <n>', 'GradCache: run the towers N rows at a time (memory grows with N, not the batch; same gradient)', num)
     .option('--eval-query-data <data>', 'EvaluationCallback: the queries: pairs (their captions) or labelled texts (a text,label CSV, JSONL)')
     .option('--eval-index-data <data>', 'EvaluationCallback: what is searched: pairs (their images) or labelled images (an image,label CSV, JSONL)')
     .option('--eval-limit <n>', `EvaluationCallback: matches per query (default ${D.evalLimit})`, int)

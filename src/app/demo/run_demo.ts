@@ -17,7 +17,9 @@ import { knn } from '../../eval/knn.js';
 import { ClipModel } from '../../models/clip/clip_model.js';
 import { DEFAULT_MODEL } from '../../models/clip/weights/registry.js';
 import { wiseFt } from '../../train/callbacks.js';
+import { ConfigError } from '../../errors.js';
 import { fit } from '../../train/fit.js';
+import { checkChunk } from '../../train/grad_cache.js';
 import type { FitHooks, FitOptions } from '../../train/fit_types.js';
 import type { LoraOptions } from '../../models/clip/lora.js';
 import { stripDirections as unprefix } from '../../eval/metric_names.js';
@@ -40,6 +42,10 @@ export interface DemoOptions {
   report?: string;
   model?: string;
   epochs?: number;
+  /** Batch size (default the recipe's 128). */
+  batchSize?: number;
+  /** GradCache chunk (fit's gradCache): the towers run this many rows at a time. */
+  gradCacheChunk?: number;
   /** Emoji items to use (all by default; tests use a few). */
   limit?: number;
   /** Train LoRA adapters instead of every weight (fit's lora option); its checkpoints get their own folder. */
@@ -72,14 +78,17 @@ interface Variant {
 
 export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const t0 = Date.now();
+  // Checked before the dataset is built or anything is trained.
+  if (o.gradCacheChunk !== undefined) checkChunk(o.gradCacheChunk, 'gradCacheChunk');
+  if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize > 1)) throw new ConfigError('batchSize', `must be an integer above 1 (CLIPLoss needs two pairs), got ${o.batchSize}`);
   const log = o.log ?? ((m: string) => console.log(m));
   const work = path.resolve(o.work ?? defaultWork());
   const reportDir = path.resolve(o.report ?? 'demo-report');
   const base = o.model ?? DEFAULT_MODEL;
-  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}) };
-  // Each LoRA recipe (and learning rate) resumes its own checkpoints.
+  const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), ...(o.batchSize ? { batchSize: o.batchSize } : {}) };
+  // Each LoRA recipe, learning rate, batch size and GradCache chunk resumes its own checkpoints.
   const loraTag = o.lora ? `-lora-r${o.lora.rank ?? 8}-a${o.lora.alpha ?? o.lora.rank ?? 8}-${(o.lora.targets ?? ['attn', 'mlp']).join('+')}-${(o.lora.towers ?? ['text', 'image']).join('+')}` : '';
-  const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}`;
+  const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}${r.batchSize !== DEMO_RECIPE.batchSize ? `-b${r.batchSize}` : ''}${o.gradCacheChunk ? `-gc${o.gradCacheChunk}` : ''}`;
 
   const zs = await ClipModel.load(base);
   const size = zs.config.model_cfg.vision_cfg.image_size;
@@ -92,7 +101,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   log(`[2/4] fine-tuning ${base} on ${path.join(data, 'train.csv')}`);
   const stepLoss: { step: number; loss: number }[] = [];
-  const lossLog = path.join(work, `fit${runTag}`, 'step_loss.json');
+  const fitDir = path.join(work, `fit${runTag}`);
+  const lossLog = path.join(fitDir, 'step_loss.json');
   if (existsSync(lossLog)) stepLoss.push(...(JSON.parse(readFileSync(lossLog, 'utf8')) as typeof stepLoss));
   const fitOptions: FitOptions = {
     model: base,
@@ -108,8 +118,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     seed: r.seed,
     numWorkers: 1,
     callbacks: [{ type: 'EvaluationCallback', queryData: path.join(data, 'queries-en.jsonl'), indexData: path.join(data, 'eval-in-domain.jsonl'), limit: r.limit }],
-    workDir: path.join(work, `fit${runTag}`),
+    workDir: fitDir,
     ...(o.lora ? { lora: o.lora } : {}),
+    ...(o.gradCacheChunk ? { gradCache: { chunk: o.gradCacheChunk } } : {}),
   };
   const stepsBefore = stepLoss.length;
   const fitResult = await fit(fitOptions, {
@@ -187,6 +198,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       steps: fitResult.steps,
       'batch size': r.batchSize,
       'learning rate': r.learningRate,
+      ...(o.gradCacheChunk ? { 'GradCache chunk': o.gradCacheChunk } : {}),
       'fit wall s': +fitResult.timings.totalS.toFixed(1),
       'fine-tuning': o.lora ? `LoRA rank ${o.lora.rank ?? 8}, alpha ${o.lora.alpha ?? o.lora.rank ?? 8}, ${(o.lora.targets ?? ['attn', 'mlp']).join('+')} of ${(o.lora.towers ?? ['text', 'image']).join('+')}` : 'full',
       'trainable parameters': fitResult.trainableParameters ?? NaN,
