@@ -34,11 +34,6 @@ export interface GradCacheOptions {
   hooks?: { image?: TowerHooks; text?: TowerHooks };
   /** onnxruntime options for every session of the step. */
   session?: SessionOptions;
-  /**
-   * Where the summed gradients go (e.g. the wasm optimizer's gradient store): it must hold every
-   * trained parameter, by name. Default: a store of the GradCache's own.
-   */
-  grads?: ParamStore;
 }
 
 /** A positive integer chunk, or a ConfigError naming `field`. */
@@ -102,15 +97,7 @@ export class GradCache {
       if (lg.logitScale) shapes.push({ name: 'logit_scale', shape: [] });
       const loss = await open(lg.graph);
       if (shapes.length === 0) throw new ConfigError('gradCache', 'nothing to train: every parameter is frozen');
-      let grads = ParamStore.fromShapes(shapes);
-      if (opts.grads) {
-        const given = opts.grads;
-        const bad = shapes.find((s) => !given.has(s.name) || given.entry(s.name).size !== s.shape.reduce((a, d) => a * d, 1));
-        if (bad || given.names.length !== shapes.length)
-          throw new ConfigError('gradCache.grads', `the gradient store must hold exactly the ${shapes.length} trained parameters${bad ? ` ('${bad.name}' is missing or of another size)` : ''}`);
-        grads = given;
-      }
-      return new GradCache(chunk, cfg.embed_dim, opts.labelAware ?? false, towers, loss, lg.logitScale, grads);
+      return new GradCache(chunk, cfg.embed_dim, opts.labelAware ?? false, towers, loss, lg.logitScale, ParamStore.fromShapes(shapes));
     } catch (err) {
       for (const s of sessions) await s.release();
       throw err;

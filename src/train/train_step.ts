@@ -66,24 +66,24 @@ function hostFor(opt: Optimizer, params: ParamStore, so: SessionOptions, backend
 
 /**
  * The GradCache step (grad_cache.ts): the batch's gradients summed chunk by chunk, then one update,
- * in wasm (the gradients are summed straight into its memory) or by the optimizer's own session.
+ * in wasm or by the optimizer's own session.
  */
 export async function makeGradCacheStep(
   cfg: ClipModelCfg,
   opt: Optimizer,
   params: ParamStore,
-  gcOpts: Omit<GradCacheOptions, 'session' | 'grads'>,
+  gcOpts: Omit<GradCacheOptions, 'session'>,
   sessionOpts: SessionOptions,
   backend: OptimizerBackend = 'wasm',
 ): Promise<TrainStep> {
   const { host, fallback } = hostFor(opt, params, sessionOpts, backend);
-  const gc = await GradCache.create(cfg, { ...gcOpts, session: sessionOpts, ...(host ? { grads: host.grads } : {}) });
+  const gc = await GradCache.create(cfg, { ...gcOpts, session: sessionOpts });
   return {
     backend: host ? 'wasm' : 'onnxruntime',
     fallback,
     async run(data) {
       const loss = await gc.gradients(params, data);
-      const r = host ? host.apply() : await opt.step(params, gc.grads);
+      const r = host ? host.apply((name) => gc.grads.view(name)) : await opt.step(params, gc.grads);
       return { step: r.step, gradNorm: r.gradNorm, outputs: { loss: { dtype: 'float32', shape: [], data: new Float32Array([loss]) } } };
     },
     release: () => gc.release(),
