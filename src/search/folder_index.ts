@@ -23,7 +23,7 @@ import {
 import { acquireIndexLock } from './index_lock.js';
 import type { IndexLock } from './index_lock.js';
 import { readSnapshot, writeSnapshot } from './snapshot.js';
-import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredItem, VectorIndex } from './index_types.js';
+import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, SearchSettings, StoredItem, VectorIndex } from './index_types.js';
 import { T_CLEAR, T_DELETE, T_SLOTS, T_UPSERT, decodePayload, encodeClear, encodeDelete, encodeItems } from './records.js';
 import type { DecodedRecord } from './records.js';
 import { VectorStore } from './vector_store.js';
@@ -357,6 +357,11 @@ export class FolderIndex implements VectorIndex {
       ? this.store.searchExact(q, k, keep)
       : searchGraph(this.graph, this.store, q, k, { ef: opts.ef ?? this.params.expansionSearch, rerank: this.params.rerank, ...(keep ? { keep } : {}) });
     return found.map((h) => hit(h.slot, h.score));
+  }
+
+  searchSettings(): SearchSettings {
+    const { connectivity, expansionAdd, precision, rerank, expansionSearch } = this.params;
+    return { backend: 'folder', approximate: !!this.graph && this.wantGraph(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
   }
 
   info(): FolderIndexInfo {
