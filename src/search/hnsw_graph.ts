@@ -13,8 +13,10 @@
 //        through usearch's native index (its JS wrapper turns an Int8Array into floats first).
 // Scores from an f16 or i8 graph are approximate; the folder index re-scores the best candidates
 // against the f32 store (graph_search.ts).
-// usearch fixes expansion_search at construction; a search for `want` neighbours explores
-// max(expansion_search, want) candidates, so `ef` is applied by asking for max(k, ef) and cutting.
+// usearch fixes expansion_search at construction and a search for `want` neighbours explores
+// max(expansion_search, want) candidates: the native index is made with expansion_search 1, and the
+// folder index applies ef (its recorded expansionSearch, or a search's own) by asking for max(k, ef)
+// candidates, so an ef below the recorded one is honoured too.
 
 import { existsSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
@@ -97,7 +99,7 @@ export class HnswGraph {
     const { CompiledIndex } = nativeUsearch();
     // Inner product on unit vectors is the cosine; the i8 rows are not unit length, so they use it.
     const metric = params.precision === 'i8' ? 'cos' : 'ip';
-    this.index = new CompiledIndex(dim, metric, params.precision, params.connectivity, params.expansionAdd, params.expansionSearch, false);
+    this.index = new CompiledIndex(dim, metric, params.precision, params.connectivity, params.expansionAdd, 1, false);
   }
 
   /** A saved graph, or null when the file is missing or unreadable (the caller rebuilds). */
