@@ -81,7 +81,7 @@ test('the graph follows deletes and upserts, is saved for its snapshot and reuse
   assert.ok(Math.abs(top.score - 1) < 1e-5);
   await ix.compact();
   const saved = JSON.parse(readFileSync(path.join(dir, 'hnsw.json'), 'utf8'));
-  assert.deepEqual(saved, { generation: 1, size: 499 });
+  assert.deepEqual(saved, { generation: 1, size: 499, connectivity: DEFAULT_HNSW.connectivity, expansionAdd: DEFAULT_HNSW.expansionAdd, precision: DEFAULT_HNSW.precision });
   // More writes after the snapshot: at open the saved graph is loaded and the log replayed into it.
   await ix.add([{ id: 'late', vector: data[20]!.vector }]);
   await ix.remove('v7');

@@ -5,13 +5,17 @@
 // dot product = cosine. Search is exact (brute force over the contiguous store) or, above
 // `hnswThreshold` items or with kind 'hnsw', approximate through a usearch HNSW graph that is
 // derived from the vectors: saved at compaction for that snapshot generation, rebuilt otherwise.
+// The graph's parameters are recorded in meta.json: a reopened index uses them, and options that
+// change them are recorded in turn (info().hnswChange says what changed; a changed connectivity,
+// expansionAdd or precision means the graph is built again at open).
 
 import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, CorruptIndexError, UnknownVectorIdError } from '../errors.js';
-import { DEFAULT_HNSW, HnswGraph } from './hnsw_graph.js';
+import { DEFAULT_HNSW, HnswGraph, hnswParams, LEGACY_HNSW, paramChange, sameBuild } from './hnsw_graph.js';
 import type { HnswParams } from './hnsw_graph.js';
+import { searchGraph } from './graph_search.js';
 import {
   INDEX_FORMAT, LOG_HEADER_BYTES, atomicWrite, files, intactSuffix, logHeader, readFramed, readLogGeneration,
   readMeta, syncDir, writeAll, writeMeta,
@@ -19,7 +23,7 @@ import {
 import { acquireIndexLock } from './index_lock.js';
 import type { IndexLock } from './index_lock.js';
 import { readSnapshot, writeSnapshot } from './snapshot.js';
-import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredItem, VectorIndex } from './index_types.js';
+import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, SearchSettings, StoredItem, VectorIndex } from './index_types.js';
 import { T_CLEAR, T_DELETE, T_SLOTS, T_UPSERT, decodePayload, encodeClear, encodeDelete, encodeItems } from './records.js';
 import type { DecodedRecord } from './records.js';
 import { VectorStore } from './vector_store.js';
@@ -37,6 +41,7 @@ export interface FolderIndexOptions {
   kind?: FolderIndexKind;
   /** Size from which 'auto' searches the graph (default 20 000). */
   hnswThreshold?: number;
+  /** Graph parameters: a new index records DEFAULT_HNSW with these; an existing one its own with these. */
   hnsw?: Partial<HnswParams>;
   /** add() compacts once the log passes this many bytes and the snapshot's size (default 256 MiB). */
   compactBytes?: number;
@@ -57,6 +62,10 @@ export interface FolderIndexInfo {
   logBytes: number;
   /** Bytes of torn tail cut from the log when it was opened. */
   truncatedBytes: number;
+  /** The graph parameters recorded in meta.json (used when search goes through the graph). */
+  hnsw: HnswParams;
+  /** What this open changed in the recorded parameters ('' when nothing), and whether the graph was built again for it. */
+  hnswChange: string;
 }
 
 export async function openFolderIndex(dir: string, opts: FolderIndexOptions = {}): Promise<FolderIndex> {
@@ -74,7 +83,7 @@ export class FolderIndex implements VectorIndex {
   private logEnd = LOG_HEADER_BYTES;
   private generation = 0;
   private truncatedBytes = 0;
-  private readonly params: HnswParams;
+  private hnswChange = '';
   private readonly threshold: number;
   private readonly compactBytes: number;
 
@@ -86,8 +95,8 @@ export class FolderIndex implements VectorIndex {
     private readonly opts: FolderIndexOptions,
     private readonly store: VectorStore,
     private readonly lock: IndexLock,
+    private readonly params: HnswParams,
   ) {
-    this.params = { ...DEFAULT_HNSW, ...opts.hnsw };
     this.threshold = opts.hnswThreshold ?? 20_000;
     this.compactBytes = opts.compactBytes ?? 256 << 20;
   }
@@ -113,15 +122,19 @@ export class FolderIndex implements VectorIndex {
         if (!creating) throw new ConfigError('dim', `no index at ${dir}; give dim and model to create one`);
         // meta.json first and alone: load() creates the missing log, so a crash here leaves either
         // nothing or a complete, empty index.
-        await writeMeta(f.meta, { format: INDEX_FORMAT, dim: opts.dim!, model: opts.model!, metric: 'cosine', created: new Date().toISOString() });
+        await writeMeta(f.meta, { format: INDEX_FORMAT, dim: opts.dim!, model: opts.model!, metric: 'cosine', created: new Date().toISOString(), hnsw: hnswParams(DEFAULT_HNSW, opts.hnsw) });
       }
       // Leftovers of a rebuild that died before its swap (whoever rebuilds holds this lock).
       await fsp.rm(`${dir}.rebuild`, { recursive: true, force: true });
       const meta = readMeta(f.meta);
       if (opts.dim !== undefined && opts.dim !== meta.dim) throw new ConfigError('dim', `the index holds dimension ${meta.dim}, asked for ${opts.dim}`, f.meta);
-      idx = new FolderIndex(dir, meta.dim, meta.model, kind, opts, new VectorStore(meta.dim), lock);
+      const recorded = meta.hnsw ?? LEGACY_HNSW;
+      const params = hnswParams(recorded, opts.hnsw);
+      idx = new FolderIndex(dir, meta.dim, meta.model, kind, opts, new VectorStore(meta.dim), lock, params);
+      const change = paramChange(recorded, params);
+      if (change) idx.hnswChange = sameBuild(recorded, params) ? change : `${change} (the graph is built again)`;
       await idx.load();
-      if (idx.currentModel !== meta.model) await writeMeta(f.meta, { ...meta, model: idx.currentModel });
+      if (idx.currentModel !== meta.model || change || !meta.hnsw) await writeMeta(f.meta, { ...meta, model: idx.currentModel, hnsw: params });
       return idx;
     } catch (err) {
       await idx?.log?.close().catch(() => undefined);
@@ -181,8 +194,9 @@ export class FolderIndex implements VectorIndex {
     const f = files(this.dir);
     if (!existsSync(f.graphMeta)) return null;
     try {
-      const m = JSON.parse(readFileSync(f.graphMeta, 'utf8')) as { generation: number; size: number };
-      if (m.generation !== this.generation || m.size !== this.store.size) return null;
+      const m = JSON.parse(readFileSync(f.graphMeta, 'utf8')) as { generation: number; size: number } & Partial<HnswParams>;
+      // A graph saved before parameters were recorded was built with LEGACY_HNSW's.
+      if (m.generation !== this.generation || m.size !== this.store.size || !sameBuild({ ...LEGACY_HNSW, ...m }, this.params)) return null;
       const g = HnswGraph.load(f.graph, this.dim, this.params);
       if (!g || g.size !== this.store.size) return null;
       this.graphSavedFor = this.generation;
@@ -301,7 +315,7 @@ export class FolderIndex implements VectorIndex {
    */
   async replaceAll(items: readonly IndexItem[], labels: { dim: number; model: string }): Promise<FolderIndex> {
     const rebuilt = `${this.dir}.rebuild`, old = `${this.dir}.old`;
-    const opts = { ...this.opts, kind: this.kind };
+    const opts = { ...this.opts, kind: this.kind, hnsw: this.params };
     const freshLock = await this.serial(async () => {
       await fsp.rm(rebuilt, { recursive: true, force: true });
       const fresh = await FolderIndex.open(rebuilt, { ...opts, dim: labels.dim, model: labels.model, onClose: undefined });
@@ -339,22 +353,22 @@ export class FolderIndex implements VectorIndex {
     const { filter } = opts;
     const keep = filter ? (slot: number) => filter(this.store.ids[slot]!, this.store.metas[slot]) : undefined;
     const hit = (slot: number, score: number): SearchHit => ({ id: this.store.ids[slot]!, score, metadata: cloneMeta(this.store.metas[slot]) });
-    if (!this.graph || opts.exact || !this.wantGraph()) return this.store.searchExact(q, k, keep).map((h) => hit(h.slot, h.score));
-    // Ask the graph for max(k, ef) and widen ×4 while a filter leaves fewer than k.
-    let want = Math.max(k, opts.ef ?? this.params.expansionSearch);
-    for (;;) {
-      const r = this.graph.search(q, want);
-      const out: SearchHit[] = [];
-      for (let i = 0; i < r.keys.length && out.length < k; i++) if (!keep || keep(r.keys[i]!)) out.push(hit(r.keys[i]!, r.scores[i]!));
-      if (out.length === k || r.keys.length < want || want >= this.store.size) return out;
-      want = Math.min(want * 4, this.store.size);
-    }
+    const found = !this.graph || opts.exact || !this.wantGraph()
+      ? this.store.searchExact(q, k, keep)
+      : searchGraph(this.graph, this.store, q, k, { ef: opts.ef ?? this.params.expansionSearch, rerank: this.params.rerank, ...(keep ? { keep } : {}) });
+    return found.map((h) => hit(h.slot, h.score));
+  }
+
+  searchSettings(): SearchSettings {
+    const { connectivity, expansionAdd, precision, rerank, expansionSearch } = this.params;
+    return { backend: 'folder', approximate: !!this.graph && this.wantGraph(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
   }
 
   info(): FolderIndexInfo {
     return {
       backend: 'folder', dir: this.dir, dim: this.dim, model: this.currentModel, size: this.store.size, kind: this.kind,
       approximate: !!this.graph && this.wantGraph(), generation: this.generation, logBytes: this.logEnd, truncatedBytes: this.truncatedBytes,
+      hnsw: { ...this.params }, hnswChange: this.hnswChange,
     };
   }
 
@@ -391,7 +405,8 @@ export class FolderIndex implements VectorIndex {
     await fh.sync();
     await fh.close();
     await fsp.rename(`${f.graph}.tmp`, f.graph);
-    await atomicWrite(f.graphMeta, [Buffer.from(JSON.stringify({ generation: this.generation, size: this.store.size }) + '\n')]);
+    const { connectivity, expansionAdd, precision } = this.params;
+    await atomicWrite(f.graphMeta, [Buffer.from(JSON.stringify({ generation: this.generation, size: this.store.size, connectivity, expansionAdd, precision }) + '\n')]);
     this.graphSavedFor = this.generation;
   }
 

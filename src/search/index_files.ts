@@ -1,10 +1,13 @@
 // The files of a folder index and the durable-write primitives under them:
-//   meta.json      {format, dim, model, metric, created}, rewritten by temp + fsync + rename
+//   meta.json      {format, dim, model, metric, created, hnsw}, rewritten by temp + fsync + rename;
+//                  hnsw: the graph parameters the index was built and is searched with (hnsw_graph.ts;
+//                  absent in indexes of earlier versions, which were built with LEGACY_HNSW)
 //   snapshot.bin   "CFIXSNP1" | u32 header length | u32 crc | header JSON {generation, dim, model,
 //                  count} | slots records (records.ts); written whole to a temp file and renamed
 //   log.bin        "CFIXLOG1" | u32 generation | u32 crc of those 12 bytes | records, appended and
 //                  fsync'd before a write is acknowledged
-//   hnsw.usearch + hnsw.json {generation, size}: the saved HNSW graph, valid for that snapshot
+//   hnsw.usearch + hnsw.json {generation, size, connectivity, expansionAdd, precision}: the saved
+//                  HNSW graph, valid for that snapshot and those build parameters
 //   LOCK.<n>       who holds the folder open (index_lock.ts)
 // A log whose generation is older than the snapshot's was already folded into it (a compaction
 // died between the snapshot rename and the log reset) and is discarded.
@@ -14,6 +17,8 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptIndexError } from '../errors.js';
 import { crc32 } from './crc32.js';
+import { hnswParams, LEGACY_HNSW } from './hnsw_graph.js';
+import type { HnswParams } from './hnsw_graph.js';
 import { FRAME_BYTES, MAX_PAYLOAD } from './records.js';
 
 export const INDEX_FORMAT = 'clipfit-vector-index/1';
@@ -36,6 +41,7 @@ export interface IndexMeta {
   model: string;
   metric: 'cosine';
   created: string;
+  hnsw?: HnswParams;
 }
 
 /** fsync a directory so a rename or create in it is durable (a no-op where the OS refuses). */
@@ -92,7 +98,16 @@ export function readMeta(file: string): IndexMeta {
   if (m.format !== INDEX_FORMAT) throw new CorruptIndexError(file, `format is ${JSON.stringify(m.format)}, expected '${INDEX_FORMAT}'`);
   if (!Number.isInteger(m.dim) || m.dim! < 1) throw new CorruptIndexError(file, `dim must be a positive integer, got ${JSON.stringify(m.dim)}`);
   if (typeof m.model !== 'string') throw new CorruptIndexError(file, `model must be a string, got ${JSON.stringify(m.model)}`);
-  return { format: m.format, dim: m.dim!, model: m.model, metric: 'cosine', created: typeof m.created === 'string' ? m.created : '' };
+  let hnsw: HnswParams | undefined;
+  if (m.hnsw !== undefined) {
+    if (m.hnsw === null || typeof m.hnsw !== 'object') throw new CorruptIndexError(file, `hnsw must be an object, got ${JSON.stringify(m.hnsw)}`);
+    try {
+      hnsw = hnswParams(LEGACY_HNSW, m.hnsw);
+    } catch (err) {
+      throw new CorruptIndexError(file, (err as Error).message, { cause: err });
+    }
+  }
+  return { format: m.format, dim: m.dim!, model: m.model, metric: 'cosine', created: typeof m.created === 'string' ? m.created : '', ...(hnsw ? { hnsw } : {}) };
 }
 
 export const writeMeta = (file: string, meta: IndexMeta): Promise<void> => atomicWrite(file, [Buffer.from(JSON.stringify(meta, null, 2) + '\n')]);

@@ -38,6 +38,17 @@ export interface SearchOptions {
   exact?: boolean;
 }
 
+/** How an index answers searches, for a server's /api/info. */
+export interface SearchSettings {
+  backend: 'folder' | 'pgvector';
+  /** Whether searches go through an approximate (HNSW) index now, rather than a scan. */
+  approximate: boolean;
+  /** The ef a search uses when it names none (HNSW candidate list). */
+  efSearch: number;
+  /** The folder index's graph: edges per node, efConstruction, vector precision, exactly re-ranked candidates. */
+  graph?: { connectivity: number; expansionAdd: number; precision: string; rerank: number };
+}
+
 export interface VectorIndex {
   /** Vector dimension, fixed for the life of the index. */
   readonly dim: number;
@@ -63,6 +74,8 @@ export interface VectorIndex {
    * so a crash leaves one or the other. This handle is closed; use the returned one.
    */
   replaceAll(items: readonly IndexItem[], labels: { dim: number; model: string }): Promise<VectorIndex>;
+  /** How searches are answered (backend, approximate or not, default ef). */
+  searchSettings?(): SearchSettings;
   /** Make every acknowledged write durable and compact where the backend does so. */
   flush(): Promise<void>;
   close(): Promise<void>;

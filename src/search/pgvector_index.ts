@@ -13,7 +13,7 @@
 // index another process has since relabelled: IndexMismatchError, and needsRebuild() turns true.
 
 import { ConfigError, IndexMismatchError, UnknownVectorIdError } from '../errors.js';
-import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, StoredItem, VectorIndex } from './index_types.js';
+import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, SearchSettings, StoredItem, VectorIndex } from './index_types.js';
 import { Sql } from './pg_sql.js';
 import type { SqlClient, SqlPool } from './pg_sql.js';
 import { prepareItems, prepareQuery } from './prepare.js';
@@ -40,10 +40,11 @@ const NAME_RE = /^[a-z0-9_]{1,48}$/;
  * hnsw.ef_search when the caller names none. pgvector's own default, 40, gave recall@10 0.87 at 100k
  * 512-d vectors (m 16, ef_construction 64; bench:serve:pgvector); 200 gave 0.989 for 2.7 ms more at p50.
  */
-const DEFAULT_PG_EF = 200;
+export const DEFAULT_PG_EF = 200;
 
 /** pgvector caps hnsw.ef_search at 1000; a search for more neighbours scans exactly. */
-const MAX_EF = 1000;
+export const MAX_PG_EF = 1000;
+const MAX_EF = MAX_PG_EF;
 const ROWS_PER_INSERT = 500;
 /** pg_advisory_xact_lock key of index creation: 'clipfit' as an integer. */
 export const CREATE_LOCK = 0x636c6970;
@@ -245,6 +246,10 @@ export class PgVectorIndex implements VectorIndex {
 
   needsRebuild(modelId: string): boolean {
     return modelId !== this.currentModel;
+  }
+
+  searchSettings(): SearchSettings {
+    return { backend: 'pgvector', approximate: true, efSearch: DEFAULT_PG_EF };
   }
 
   async clear(modelId?: string): Promise<void> {

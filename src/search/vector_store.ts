@@ -128,6 +128,20 @@ export class VectorStore {
     return this.vectors.subarray(slot * this.dim, (slot + 1) * this.dim);
   }
 
+  /** Row `slot` · q (the cosine, both being unit vectors). */
+  dot(slot: number, q: Float32Array): number {
+    const v = this.vectors, d = this.dim, o = slot * d, d4 = d - (d % 4);
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, j = 0;
+    for (; j < d4; j += 4) {
+      a0 += v[o + j]! * q[j]!;
+      a1 += v[o + j + 1]! * q[j + 1]!;
+      a2 += v[o + j + 2]! * q[j + 2]!;
+      a3 += v[o + j + 3]! * q[j + 3]!;
+    }
+    for (; j < d; j++) a0 += v[o + j]! * q[j]!;
+    return a0 + a1 + a2 + a3;
+  }
+
   /** Live slots in ascending order. */
   *liveSlots(): Generator<number> {
     for (let s = 0; s < this.end; s++) if (this.ids[s] !== undefined) yield s;

@@ -6,7 +6,8 @@
 // servers share (replicas), a write is one transaction over the image and every index, and sizes
 // are read from the database rather than remembered.
 
-import type { Metadata, SearchHit, VectorIndex } from '../search/index_types.js';
+import { performance } from 'node:perf_hooks';
+import type { Metadata, SearchHit, SearchSettings, VectorIndex } from '../search/index_types.js';
 import { UnknownVectorIdError } from '../errors.js';
 import { metadataProblem } from '../search/prepare.js';
 import { badRequest, HttpError, notFound } from './http_errors.js';
@@ -53,6 +54,8 @@ export class Catalog {
   readonly dir: string;
   private readonly store: CatalogStore;
   private readonly sides: Partial<Record<Role, Side>> = {};
+  /** The ef every search asks for (serve --ef-search); unset, each index's own default. */
+  efSearch: number | undefined;
   /** Writes run one after another, so a reindex never interleaves with an add. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -201,10 +204,24 @@ export class Catalog {
     });
   }
 
-  async search(role: Role, query: string, k: number): Promise<SearchHit[]> {
+  /** The dimension `role`'s vectors have (what a search by vector must give). */
+  dim(role: Role): number {
+    return this.side(role).index.dim;
+  }
+
+  /** How `role`'s index answers searches, with this server's ef. */
+  searchSettings(role: Role): SearchSettings | null {
+    const st = this.side(role).index.searchSettings?.();
+    return st ? { ...st, efSearch: this.efSearch ?? st.efSearch } : null;
+  }
+
+  /** Top-k for a text (encoded by `role`'s model) or a vector; indexMs: the index's own time. */
+  async search(role: Role, query: string | Float32Array, k: number): Promise<{ hits: SearchHit[]; indexMs: number }> {
     const s = this.checkReady(role);
-    const [q] = await s.encoder.texts([query]);
-    return s.index.search(q!, k);
+    const q = typeof query === 'string' ? (await s.encoder.texts([query]))[0]! : query;
+    const t0 = performance.now();
+    const hits = await s.index.search(q, k, this.efSearch !== undefined ? { ef: this.efSearch } : {});
+    return { hits, indexMs: performance.now() - t0 };
   }
 
   /**

@@ -67,10 +67,17 @@ export function jsonBodies(l: ApiLimits): Record<'search' | 'encode' | 'rank' | 
   return {
     search: {
       type: 'object',
-      required: ['query'],
+      description: 'Exactly one of query (a text, encoded by the model) and vector (an embedding, searched as given).',
       additionalProperties: false,
       properties: {
         query: { type: 'string', minLength: 1, maxLength: l.maxQueryChars, description: `Text query; CLIP reads at most 77 tokens (longer queries are truncated), over ${l.maxQueryChars} characters is a 400 query_too_long.` },
+        vector: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 4096,
+          items: { type: 'number' },
+          description: "A query embedding of the index's dimension (GET /index: dim), finite numbers, not all zero; L2-normalised by the server. Searches the index alone, without the text encoder.",
+        },
         k: { type: 'integer', minimum: 1, maximum: l.maxK, default: 10 },
         model: role,
       },
@@ -182,7 +189,7 @@ export function openApiDocument(l: ApiLimits, version: string): Schema {
       },
       '/search': {
         post: {
-          summary: 'Top-k images for a text query (cosine similarity, best first)',
+          summary: 'Top-k images for a text query or a query vector (cosine similarity, best first)',
           requestBody: { required: true, content: json(b.search) },
           responses: {
             '200': ok('Hits', {
@@ -194,7 +201,8 @@ export function openApiDocument(l: ApiLimits, version: string): Schema {
                   type: 'array',
                   items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' }, metadata: { type: ['object', 'null'] }, imageUrl: { type: 'string' } } },
                 },
-                tookMs: { type: 'number' },
+                tookMs: { type: 'number', description: 'The whole request in the server, milliseconds.' },
+                indexMs: { type: 'number', description: "The index's search alone, milliseconds." },
               },
             }),
             ...errors(400, 401, 409, 415),

@@ -37,6 +37,22 @@ export function rankScores(cosines: readonly number[], scale = 100): number[] {
   return e.map((x) => x / z);
 }
 
+/** A search vector: `dim` finite numbers, not all zero (the index normalises it), as a Float32Array. */
+export function checkVector(v: readonly unknown[], dim: number, role: Role): Float32Array {
+  if (v.length !== dim) throw badRequest(`vector: ${v.length} numbers, but the ${role} index holds ${dim}-dimensional vectors`);
+  const out = new Float32Array(dim);
+  let nonzero = false;
+  for (let i = 0; i < dim; i++) {
+    const x = v[i];
+    // JSON has no NaN or Infinity, but 1e999 parses to Infinity, and float32 overflows past ~3.4e38.
+    if (typeof x !== 'number' || !Number.isFinite(x) || !Number.isFinite(Math.fround(x))) throw badRequest(`vector[${i}]: must be a finite number, got ${JSON.stringify(x) ?? String(x)}`);
+    out[i] = x;
+    nonzero ||= x !== 0;
+  }
+  if (!nonzero) throw badRequest('vector: all zeros has no direction to search in');
+  return out;
+}
+
 /** 400 when metadata is too deep, too large or no object. */
 export function checkMetadata(m: unknown, field: string): void {
   const bad = m === undefined ? null : metadataProblem(m);
@@ -192,19 +208,23 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return reply.type(CONTENT_TYPES[found.type]).header('cache-control', 'private, max-age=60').send(found.body);
   });
 
+  // A text query (encoded by the model) or a vector (searched as it is: the index alone).
   app.post('/search', { schema: jsonSchema(bodies.search) }, async (req) => {
     const t0 = performance.now();
-    const body = await readBody<{ query: string; k?: number; model?: Role }>(req, 'POST /search', false);
+    const body = await readBody<{ query?: string; vector?: number[]; k?: number; model?: Role }>(req, 'POST /search', false);
     if (body.kind !== 'json') throw badRequest('POST /search takes application/json');
-    const { query, k = 10, model = 'primary' } = body.json;
-    if (!query.trim()) throw badRequest('query: empty (give some words to search for)');
+    const { query, vector, k = 10, model = 'primary' } = body.json;
+    if ((query === undefined) === (vector === undefined)) throw badRequest('give either query (a text) or vector (an embedding), not both');
+    if (query !== undefined && !query.trim()) throw badRequest('query: empty (give some words to search for)');
     if (!ctx.catalog.has(model)) throw badRequest('model: no compare model on this server (start it with --compare MODEL)');
-    const hits = await ctx.catalog.search(model, query, k);
+    const r = await ctx.catalog.search(model, query ?? checkVector(vector!, ctx.catalog.dim(model), model), k);
+    const ms = (x: number) => Math.round(x * 1000) / 1000;
     return {
       model,
       modelId: ctx.encoders[model]!.id,
-      results: hits.map((h) => ({ id: h.id, score: h.score, metadata: h.metadata ?? null, imageUrl: `/images/${encodeURIComponent(h.id)}` })),
-      tookMs: Math.round((performance.now() - t0) * 100) / 100,
+      results: r.hits.map((h) => ({ id: h.id, score: h.score, metadata: h.metadata ?? null, imageUrl: `/images/${encodeURIComponent(h.id)}` })),
+      tookMs: ms(performance.now() - t0),
+      indexMs: ms(r.indexMs),
     };
   });
 }

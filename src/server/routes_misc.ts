@@ -7,6 +7,7 @@ import { RunStore } from '../runs/store.js';
 import type { RunRecord } from '../runs/store.js';
 import { NAME_RE } from '../runs/names.js';
 import { badRequest, notFound } from './http_errors.js';
+import type { SearchSettings } from '../search/index_types.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Encoder } from './models.js';
 import { openApiDocument } from './openapi.js';
@@ -22,6 +23,8 @@ export interface MiscContext {
   home?: string;
   webRoot: string;
   version: string;
+  /** How each index answers searches (backend, approximate, ef, graph parameters). */
+  search?: () => { primary: SearchSettings | null; compare: SearchSettings | null };
 }
 
 const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
@@ -49,6 +52,7 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: MiscContext): void
     compare: ctx.encoders.compare ? describe(ctx.encoders.compare) : null,
     auth: ctx.auth,
     limits: { maxQueryChars: ctx.limits.maxQueryChars, maxK: ctx.limits.maxK, maxUploadBytes: ctx.limits.maxUploadBytes, maxItems: ctx.limits.maxItems },
+    search: ctx.search?.() ?? null,
     version: ctx.version,
   }));
 

@@ -33,6 +33,7 @@ import { storeHome } from '../data/store.js';
 import { claimIndexRoot } from '../search/index_root.js';
 import type { IndexLock } from '../search/index_lock.js';
 import { resolveIndexSpec } from '../search/open_index.js';
+import { MAX_PG_EF } from '../search/pgvector_index.js';
 
 export type { IndexOpener } from './index_open.js';
 
@@ -50,6 +51,8 @@ export interface ServeOptions {
   indexDir?: string;
   /** How index folders are opened (default: clipfit's folder index). */
   openIndex?: IndexOpener;
+  /** HNSW candidate list of every search (default: the index's own, recorded setting; pgvector 200). */
+  efSearch?: number;
   /** Rebuild, on start, any index made by another model than the one serving (else /search is a 409). */
   reindex?: boolean;
   /** Bearer token for every route but /healthz. */
@@ -142,13 +145,17 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
   if (opts.token !== undefined && opts.token.length < 1) throw new ConfigError('token', 'must not be empty');
   const limits = checkLimits({ ...DEFAULT_LIMITS, ...opts.limits });
   const home = homeOf(opts);
+  const pgLocation = typeof opts.index === 'string' ? resolveIndexSpec(opts.index, { home }) : undefined;
+  // pgvector takes hnsw.ef_search up to 1000; the folder index's graph up to 4096.
+  const maxEf = pgLocation?.backend === 'postgres' ? MAX_PG_EF : 4096;
+  if (opts.efSearch !== undefined && (!Number.isInteger(opts.efSearch) || opts.efSearch < 1 || opts.efSearch > maxEf))
+    throw new ConfigError('efSearch', `must be an integer in [1, ${maxEf}]${maxEf === MAX_PG_EF ? " (pgvector's limit)" : ''}, got ${opts.efSearch}`);
   const metrics = new ServerMetrics();
   const log = opts.log ?? (() => {});
   const toRelease: LoadedModel[] = [];
   const opened: VectorIndex[] = [];
   const handed = opts.index !== undefined && typeof opts.index !== 'string';
-  const pgLoc = typeof opts.index === 'string' ? resolveIndexSpec(opts.index, { home }) : undefined;
-  const inPg = pgLoc?.backend === 'postgres' ? pgLoc : undefined;
+  const inPg = pgLocation?.backend === 'postgres' ? pgLocation : undefined;
   const dir = handed ? path.resolve(opts.indexDir ?? indexDirOf('default', home)) : inPg ? '' : indexDirOf((opts.index as string | undefined) ?? 'default', home);
   // Before any model loads: a second server, or an `index` command, already on it is refused at once.
   // An index in Postgres has no owner: replicas share it.
@@ -189,6 +196,7 @@ export async function createServer(opts: ServeOptions): Promise<ClipfitServer> {
       { encoder: encoders.primary, index: primaryIndex },
       compare && compareIndex ? { encoder: encoders.compare!, index: compareIndex } : undefined,
     );
+    catalog.efSearch = opts.efSearch;
     await catalog.refreshSizes();
     for (const role of ['primary', 'compare'] as Role[]) {
       if (!catalog.has(role)) continue;
@@ -338,7 +346,8 @@ function buildApp(p: AppParts): FastifyInstance {
   const uriPolicy = { ...(opts.allowRoot ? { allowedRoot: path.resolve(opts.allowRoot) } : {}), allowRemote: opts.allowRemoteUris ?? false, ...(opts.remoteAllowAddresses ? { allowAddresses: opts.remoteAllowAddresses } : {}), maxBytes: limits.maxUploadBytes };
   void app.register(async (scope) => {
     registerApiRoutes(scope, { catalog: p.catalog, encoders: p.encoders, limits, uriPolicy });
-    registerMiscRoutes(scope, { encoders: p.encoders, limits, metrics, auth: !!opts.token, home: p.home, webRoot: opts.webRoot ?? WEB_ROOT, version: version() });
+    const search = () => ({ primary: p.catalog.searchSettings('primary'), compare: p.catalog.has('compare') ? p.catalog.searchSettings('compare') : null });
+    registerMiscRoutes(scope, { encoders: p.encoders, limits, metrics, auth: !!opts.token, home: p.home, webRoot: opts.webRoot ?? WEB_ROOT, version: version(), search });
   });
   return app;
 }

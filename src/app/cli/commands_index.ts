@@ -14,7 +14,11 @@ import { FolderIndex } from '../../search/folder_index.js';
 import { claimIndexRoot, rootLayout } from '../../search/index_root.js';
 import { repairFolderIndex } from '../../search/repair.js';
 import { ImageStore } from '../../server/images.js';
-import { openIndex, resolveIndexSpec } from '../../search/open_index.js';
+import { openPgServeIndex } from '../../server/index_pg.js';
+import type { PgServeIndex } from '../../server/index_pg.js';
+import { sniffImageType } from '../../data/image_source.js';
+import { createHash } from 'node:crypto';
+import { openIndex, redact, resolveIndexSpec } from '../../search/open_index.js';
 import type { IndexItem, VectorIndex } from '../../search/index_types.js';
 
 type Print = (line: string) => void;
@@ -105,6 +109,55 @@ const withIndexOption = (c: Command): Command =>
     .requiredOption('--index <index>', 'an index name (under $CLIPFIT_HOME/indexes), a folder, pglite:DIR or postgres://…')
     .option('--name <name>', 'the index inside a pglite/Postgres database (default: default)');
 
+/**
+ * The id of an image file in a Postgres index: its name, made safe for a server's /images/:id, and
+ * 12 hex digits of sha256(absolute path), so adding the same file again replaces it.
+ */
+export function pgImageId(file: string): string {
+  const base = path.basename(file).replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^\.+/, '').slice(0, 100);
+  return `${base || 'image'}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * `index add` into an index that `clipfit serve` replicas share: the replicas cannot read this
+ * machine's files, so each image is stored in the database beside its vector, both in one
+ * transaction per batch (what a server's POST /index writes), under an id /images/:id can serve.
+ */
+async function addToPostgres(url: string, name: string, files: readonly string[], o: ModelOpts & { index: string; json?: boolean }, print: Print): Promise<void> {
+  const images = await Promise.all(
+    files.map(async (f) => {
+      const bytes = new Uint8Array(await fsp.readFile(f));
+      const type = sniffImageType(bytes);
+      if (!type) throw new ConfigError('files', `${f}: not a PNG, JPEG, WebP or GIF image (by its first bytes)`);
+      return { file: f, id: pgImageId(f), bytes, type };
+    }),
+  );
+  const { model, id } = await loadTower(o, 'clip-vision');
+  let pgi: PgServeIndex | undefined;
+  try {
+    pgi = await openPgServeIndex(url, name, { dim: model.embedDim, model: id });
+    refuseOtherModel(pgi.primary, o.index, id, o.model);
+    const { primary, store } = pgi;
+    const byFile = new Map(images.map((im) => [im.file, im]));
+    await embedImages(model, files, o.batchSize, (items) =>
+      store.transaction!(async () => {
+        for (const it of items) {
+          const im = byFile.get(it.id)!;
+          await store.images.put(im.id, im.bytes, im.type);
+        }
+        await primary.add(items.map((it) => ({ id: byFile.get(it.id)!.id, vector: it.vector, metadata: { uri: it.id, filename: path.basename(it.id) } })));
+      }),
+    );
+    const size = await primary.size();
+    const shown = redact(o.index);
+    if (o.json) print(JSON.stringify({ index: shown, added: files.length, size, model: id, ids: images.map((im) => im.id) }, null, 2));
+    else print(`added ${files.length} image(s) with their files to index ${shown} (${size} in all, model ${id})`);
+  } finally {
+    await pgi?.close();
+    await model.release();
+  }
+}
+
 export function registerIndexCommands(program: Command, print: Print = (line) => console.log(line)): void {
   const ix = program.command('index').description('Text-to-image search indexes over image files ($CLIPFIT_HOME/indexes/NAME, a folder, pglite:DIR or postgres://)');
 
@@ -115,6 +168,8 @@ export function registerIndexCommands(program: Command, print: Print = (line) =>
     .action(async (inputs: string[], o: ModelOpts & { index: string; name?: string; json?: boolean }) => {
       const files = await collectImages(inputs);
       if (!files.length) throw new ConfigError('files', `no image files (${INDEX_IMAGE_EXTENSIONS.join(', ')}) in ${inputs.join(', ')}`);
+      const loc = resolveIndexSpec(o.index);
+      if (loc.backend === 'postgres') return addToPostgres(loc.url, o.name ?? loc.name ?? 'default', files, o, print);
       const { model, id } = await loadTower(o, 'clip-vision');
       let index: VectorIndex | undefined;
       try {

@@ -16,6 +16,7 @@ const intIn = (flag: string, min: number, max: number) => (v: string): number =>
 interface ServeFlags {
   model: string;
   int8?: boolean;
+  efSearch?: number;
   compare?: string;
   index: string;
   port: number;
@@ -48,6 +49,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
     .option('--allow-remote-uris', 'fetch http(s) image URIs named in requests (off by default; public addresses only, no redirects into private ones)')
     .option('--max-upload-mb <n>', 'largest uploaded image in MiB', intIn('--max-upload-mb', 1, 1024), 10)
     .option('--threads <n>', 'CPU threads for the models', intIn('--threads', 1, 1024))
+    .option('--ef-search <n>', 'HNSW candidate list of every search: higher finds more of the true nearest, slower (default: the index\'s own; pgvector 200)', intIn('--ef-search', 1, 4096))
     .option('--int8', 'encode with int8 towers (about 2-3× faster on CPUs with VNNI; the index records them as another model)')
     .addHelpText(
       'after',
@@ -71,6 +73,7 @@ export function registerServeCommand(program: Command, print: Print = (l) => con
         limits: { maxUploadBytes: o.maxUploadMb * 1024 * 1024 },
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(o.int8 ? { int8: true } : {}),
+        ...(o.efSearch !== undefined ? { efSearch: o.efSearch } : {}),
         log: print,
       });
       const st = server.catalog.status('primary');
