@@ -21,8 +21,10 @@ export function registerDemoCommands(program: Command, print: Print): void {
     .option('--grad-cache-chunk <n>', 'GradCache: run the towers N rows at a time (memory grows with N, not the batch)', Number)
     .option('--limit <n>', 'use only the first N emoji items (a quick trial)', (v) => Number.parseInt(v, 10))
     .option('--learning-rate <lr>', 'instead of the recipe\'s', Number)
+    .option('--freeze-image', 'lock the image tower (its features are computed once)')
+    .option('--int8', 'also score the zero-shot and fine-tuned models with int8 towers')
     .addHelpText('after', '\nExample:\n  $ clipfit demo\n  $ open demo-report/index.html')
-    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; batchSize?: number; gradCacheChunk?: number; limit?: number; learningRate?: number } & LoraFlags) => {
+    .action(async (o: { work?: string; report: string; model?: string; epochs?: number; batchSize?: number; gradCacheChunk?: number; limit?: number; learningRate?: number; freezeImage?: boolean; int8?: boolean } & LoraFlags) => {
       const lora = loraFromFlags(o);
       const bar = createProgress(process.stdout);
       const res = await runDemo({
@@ -35,6 +37,8 @@ export function registerDemoCommands(program: Command, print: Print): void {
         ...(o.learningRate ? { learningRate: o.learningRate } : {}),
         ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
         ...(o.gradCacheChunk !== undefined ? { gradCacheChunk: o.gradCacheChunk } : {}),
+        ...(o.freezeImage ? { freezeImage: true } : {}),
+        ...(o.int8 ? { int8: true } : {}),
         log: (m) => bar.log('info', m),
         progress: bar.progress,
         metrics: bar.metrics,

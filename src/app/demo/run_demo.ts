@@ -52,6 +52,10 @@ export interface DemoOptions {
   lora?: LoraOptions;
   /** Instead of the recipe's learning rate. */
   learningRate?: number;
+  /** Lock the image tower (fit's freeze.image): its features are computed once. */
+  freezeImage?: boolean;
+  /** Also score the zero-shot and fine-tuned models with int8 towers ('… int8' variants). */
+  int8?: boolean;
   log?(message: string): void;
   progress?: FitHooks['progress'];
   metrics?: FitHooks['metrics'];
@@ -88,7 +92,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), ...(o.batchSize ? { batchSize: o.batchSize } : {}) };
   // Each LoRA recipe, learning rate, batch size and GradCache chunk resumes its own checkpoints.
   const loraTag = o.lora ? `-lora-r${o.lora.rank ?? 8}-a${o.lora.alpha ?? o.lora.rank ?? 8}-${(o.lora.targets ?? ['attn', 'mlp']).join('+')}-${(o.lora.towers ?? ['text', 'image']).join('+')}` : '';
-  const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}${r.batchSize !== DEMO_RECIPE.batchSize ? `-b${r.batchSize}` : ''}${o.gradCacheChunk ? `-gc${o.gradCacheChunk}` : ''}`;
+  const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}${r.batchSize !== DEMO_RECIPE.batchSize ? `-b${r.batchSize}` : ''}${o.gradCacheChunk ? `-gc${o.gradCacheChunk}` : ''}${o.freezeImage ? '-freeze-image' : ''}`;
 
   const zs = await ClipModel.load(base);
   const size = zs.config.model_cfg.vision_cfg.image_size;
@@ -121,6 +125,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     workDir: fitDir,
     ...(o.lora ? { lora: o.lora } : {}),
     ...(o.gradCacheChunk ? { gradCache: { chunk: o.gradCacheChunk } } : {}),
+    ...(o.freezeImage ? { freeze: { image: true } } : {}),
   };
   const stepsBefore = stepLoss.length;
   const fitResult = await fit(fitOptions, {
@@ -144,6 +149,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     variants.push({ name: `WiSE-FT α=${a}`, model: new ClipModel(ft.config, params, ft.tokenizer, ft.tokenizerFiles, `${fitResult.artifactDir}#wise-ft-${a}`, ft.layout) });
   }
   variants.push({ name: 'fine-tuned', model: ft });
+  if (o.int8) {
+    variants.push({ name: 'zero-shot int8', model: await ClipModel.load(base, { int8: true }) });
+    variants.push({ name: 'fine-tuned int8', model: await ClipModel.load(fitResult.artifactDir, { int8: true }) });
+  }
 
   const sets = new Map<string, EmojiEvalSet>();
   for (const e of EVAL_SETS) for (const q of QUERY_SETS) {
@@ -200,6 +209,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       'learning rate': r.learningRate,
       ...(o.gradCacheChunk ? { 'GradCache chunk': o.gradCacheChunk } : {}),
       'fit wall s': +fitResult.timings.totalS.toFixed(1),
+      ...(o.freezeImage ? { 'image tower': 'frozen' } : {}),
       'fine-tuning': o.lora ? `LoRA rank ${o.lora.rank ?? 8}, alpha ${o.lora.alpha ?? o.lora.rank ?? 8}, ${(o.lora.targets ?? ['attn', 'mlp']).join('+')} of ${(o.lora.towers ?? ['text', 'image']).join('+')}` : 'full',
       'trainable parameters': fitResult.trainableParameters ?? NaN,
       // Steps done by this process (a resumed run's earlier steps are not in it).
