@@ -10,6 +10,7 @@
 //   npm run bench:clip -- --cases image_int8:32,text_int8:32   the int8 towers (model_int8.onnx's graph)
 //   npm run bench:clip -- --iters 3,1        timed and warm-up iterations per case (a loaded machine)
 //   npm run bench:clip -- --no-torch         clipfit's column only (e.g. to compare clipfit's own variants)
+//   npm run bench:clip -- --cases matmul:32,train:32   the step's GFLOP/s against MatMul's on its shapes
 //   npm run bench:clip -- --ort '{"memArena":false}'   onnxruntime session options for clipfit's train cases
 //
 // The train step is what fit() runs: both towers, CLIPLoss and backward in onnxruntime (memory
@@ -32,16 +33,18 @@ import { makeTrainStep } from '../src/train/train_step.js';
 import { Session } from '../src/runtime/session.js';
 import type { SessionOptions, Tensor } from '../src/runtime/session.js';
 import { AdamW } from '../src/train/optim.js';
-import { CONFIG_FILES, config, randomParams, tokenIds } from './clip_setup.js';
+import { CONFIG_FILES, config, randomParams, tokenIds, trainStepFlops } from './clip_setup.js';
+import { Graph } from '../src/onnx/graph.js';
+import { matmul } from '../src/ops/index.js';
 import { peakRssMB, randomArray, table, timeCpu, timeIt } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASELINE = path.resolve(here, '../../shared/tools/torch-baseline');
 /** Extra onnxruntime session options for the train cases (--ort JSON). */
 let ORT_OPTIONS: Partial<SessionOptions> = {};
-let TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], image_int8: [7, 2], text_int8: [7, 2], train: [5, 2], train_ort: [5, 2], train_trim: [5, 2] };
+let TIMED: Record<string, [number, number]> = { image: [7, 2], text: [7, 2], image_int8: [7, 2], text_int8: [7, 2], train: [5, 2], train_ort: [5, 2], train_trim: [5, 2], matmul: [7, 2] };
 
-type Kind = 'image' | 'text' | 'image_int8' | 'text_int8' | 'train' | 'train_ort' | 'train_trim';
+type Kind = 'image' | 'text' | 'image_int8' | 'text_int8' | 'train' | 'train_ort' | 'train_trim' | 'matmul';
 interface Case {
   kind: Kind;
   batch: number;
@@ -90,6 +93,30 @@ async function runOurs(cfgName: string, c: Case): Promise<Result> {
     const f32 = await Session.fromGraph((tower === 'clip-vision' ? buildImageEncoder(cfg) : buildTextEncoder(cfg)).graph, { threads: 2 });
     const r = (await f32.run({ ...feedsOf(f32), ...feeds }))[f32.outputNames[0]!]!.data as Float32Array;
     return { items_per_s: c.batch / t, peak_rss_mb: rss, tokens: tower === 'clip-text' ? feeds['input_ids']!.shape[1]! : undefined, ...cosines(q, r, cfg.embed_dim) };
+  }
+  if (c.kind === 'matmul') {
+    // onnxruntime's MatMul on the train step's dense shapes at this batch (both towers' QKV, out,
+    // MLP in and out): the rate the step's GFLOP/s is measured against. items_per_s = GFLOP/s.
+    const v = cfg.vision_cfg;
+    const t = cfg.text_cfg;
+    const ni = c.batch * ((v.image_size / v.patch_size) ** 2 + 1);
+    const nt = c.batch * t.context_length;
+    const shapes: [number, number, number][] = [
+      [ni, v.width, 3 * v.width], [ni, v.width, v.width], [ni, v.width, v.width * v.mlp_ratio], [ni, v.width * v.mlp_ratio, v.width],
+      [nt, t.width, 3 * t.width], [nt, t.width, t.width], [nt, t.width, t.width * t.mlp_ratio], [nt, t.width * t.mlp_ratio, t.width],
+    ];
+    let time = 0;
+    let flops = 0;
+    for (const [m, k, n] of shapes) {
+      const g = new Graph(`matmul_${m}x${k}x${n}`);
+      g.output(matmul(g.input('a', 'float32', [m, k]), g.input('b', 'float32', [k, n])));
+      const s = await Session.fromGraph(g, { threads: 2 });
+      const f = { a: { dtype: 'float32' as const, shape: [m, k], data: randomArray(m * k, 1, 7) }, b: { dtype: 'float32' as const, shape: [k, n], data: randomArray(k * n, 1, 8) } };
+      time += await timeIt(() => s.run(f), warm, timed);
+      flops += 2 * m * k * n;
+      await s.release();
+    }
+    return { items_per_s: flops / time / 1e9, peak_rss_mb: peakRssMB() };
   }
   if (c.kind === 'image') {
     const s = await Session.fromGraph(buildImageEncoder(cfg).graph, { threads: 2 });
@@ -167,16 +194,29 @@ async function main() {
   }
   const cfgName = opt('--config') ?? 'vitb32';
   if (!(cfgName in CONFIG_FILES)) throw new Error(`--config must be one of ${Object.keys(CONFIG_FILES).join(', ')}`);
-  const defaults = cfgName === 'vitb32' ? 'image:32,text:32,train:16,train:32,train:64,train_trim:32' : cfgName === 'tiny' ? 'image:64,text:64,train:64' : 'image:256,text:256,train:128';
+  const defaults = cfgName === 'vitb32' ? 'image:32,text:32,matmul:32,train:16,train:32,train:64,train_trim:32' : cfgName === 'tiny' ? 'image:64,text:64,train:64' : 'image:256,text:256,train:128';
   const cases = parseCases(opt('--cases') ?? defaults);
   const torch = !args.includes('--no-torch') && torchPresent();
   if (!torch && !args.includes('--no-torch')) console.log(`PyTorch baseline absent (run ${path.join(BASELINE, 'install.sh')} once): clipfit's figures only, no ratios.`);
 
   const rows: (string | number)[][] = [['case', 'batch', 'PyTorch /s', 'clipfit /s', 'ratio', 'PyTorch RSS MB', 'clipfit RSS MB', 'RSS ratio']];
   const json: Record<string, unknown> = { bench: 'clip', config: cfgName, pytorch: torch };
+  let mmRate: number | null = null;
+  const gflops: (string | number)[][] = [['train case', 'batch', 'tokens', 'GFLOP/step', 'GFLOP/s', 'MatMul GFLOP/s', 'of MatMul']];
   for (const c of cases) {
     const ours = runOursInChild(cfgName, c);
+    if (c.kind === 'matmul') {
+      mmRate = ours.items_per_s;
+      json[`matmul_b${c.batch}`] = { gflops: +mmRate.toFixed(1) };
+      console.error(`matmul_b${c.batch}: onnxruntime MatMul ${mmRate.toFixed(1)} GFLOP/s on the step's shapes`);
+      continue;
+    }
     const ref = torch ? runTorch(cfgName, c) : null;
+    if (ours.tokens !== undefined && c.kind.startsWith('train')) {
+      const f = trainStepFlops(config(cfgName), c.batch, ours.tokens) / 1e9;
+      const rate = (f * ours.items_per_s) / c.batch;
+      gflops.push([c.kind, c.batch, ours.tokens, f, rate, mmRate ?? '—', mmRate ? rate / mmRate : '—']);
+    }
     const cos = ours.cos_mean !== undefined ? `, int8 vs fp32 cos mean ${ours.cos_mean} min ${ours.cos_min}` : '';
     const label =
       c.kind === 'text' || c.kind === 'text_int8'
@@ -201,6 +241,10 @@ async function main() {
   }
   console.log(`${cfgName}, random weights, 2 threads each, fp32 (int8 cases: clipfit int8 against PyTorch fp32)`);
   console.log(table(rows));
+  if (gflops.length > 1) {
+    console.log('train steps against onnxruntime MatMul on the same shapes (a matmul:B case before them measures it)');
+    console.log(table(gflops));
+  }
   console.log(JSON.stringify(json));
 }
 

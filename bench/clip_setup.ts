@@ -56,3 +56,18 @@ export function tokenIds(cfg: ClipModelCfg, batch: number, trim: boolean): Tenso
   rows.forEach((r, i) => r.slice(0, len).forEach((id, j) => (out[i * len + j] = BigInt(id))));
   return { dtype: 'int64', shape: [batch, len], data: out };
 }
+
+/**
+ * Multiply–add FLOPs (2 per MAC) of one training step: the dense matmuls and attention products of
+ * both towers' forward pass, ×3 for forward plus backward (dX and dW each cost one forward matmul),
+ * the usual count. Elementwise work is left out: it is what the step does beyond the MatMul rate.
+ */
+export function trainStepFlops(cfg: ClipModelCfg, batch: number, textLen: number): number {
+  const v = cfg.vision_cfg;
+  const t = cfg.text_cfg;
+  const block = (s: number, w: number, hidden: number) => s * w * 3 * w + 2 * s * s * w + s * w * w + 2 * s * w * hidden;
+  const grid = (v.image_size / v.patch_size) ** 2;
+  const img = grid * 3 * v.patch_size ** 2 * v.width + v.layers * block(grid + 1, v.width, v.width * v.mlp_ratio) + v.width * cfg.embed_dim;
+  const txt = t.layers * block(textLen, t.width, t.width * (t.mlp_ratio ?? 4)) + t.width * cfg.embed_dim;
+  return 3 * 2 * batch * (img + txt);
+}
