@@ -16,7 +16,7 @@ import type { DType, TypedArray } from '../onnx/dtype.js';
 import type { EncodeOptions } from '../onnx/encode.js';
 import { encodeModel } from '../onnx/encode.js';
 import type { Graph } from '../onnx/graph.js';
-import { collectGarbage } from '../util/gc.js';
+import { collectIfLarge } from '../util/gc.js';
 
 export interface Tensor {
   dtype: DType;
@@ -64,8 +64,6 @@ export function defaultThreads(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
-/** Copies of pre-allocated outputs above this many bytes are collected right after the run. */
-const COLLECT_BYTES = 64 * 2 ** 20;
 
 function toOrt(name: string, t: Tensor): ort.Tensor {
   try {
@@ -154,9 +152,9 @@ export class Session {
       if (into[n]) copied += into[n]!.data.byteLength;
       out[n] = into[n] ?? fromOrt(res[n]!);
     }
-    if (copied > COLLECT_BYTES) {
+    if (copied) {
       res = {};
-      collectGarbage();
+      collectIfLarge(copied);
     }
     return out;
   }

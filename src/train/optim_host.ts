@@ -15,7 +15,7 @@
 
 import { ConfigError, NonFiniteError, ParamError } from '../errors.js';
 import { ParamStore } from '../runtime/params.js';
-import { collectGarbage } from '../util/gc.js';
+import { collectGarbage, collectIfLarge } from '../util/gc.js';
 import type { Session, Tensor } from '../runtime/session.js';
 import type { Optimizer, StepResult } from './optim_base.js';
 import { AdamW } from './optim.js';
@@ -30,6 +30,8 @@ export interface GradOutput {
 export class HostUpdate {
   /** One tensor's gradient at a time, in the arena (the largest optimized tensor's size). */
   private readonly scratch: Float32Array;
+  /** Elements of all the gradients of a step. */
+  private readonly gradElements: number;
 
   private constructor(
     readonly opt: AdamW,
@@ -40,6 +42,7 @@ export class HostUpdate {
     params.moveTo(arena.alloc(params.size));
     for (const slot of opt.rule.slots) opt.state[slot]!.moveTo(arena.alloc(opt.state[slot]!.size));
     this.scratch = arena.alloc(largest);
+    this.gradElements = opt.state[opt.rule.slots[0]!]!.size;
     collectGarbage(); // the buffers just left behind (the parameters: 600 MB at ViT-B/32)
   }
 
@@ -75,7 +78,7 @@ export class HostUpdate {
     const grads = new Set(byParam.values());
     for (const [k, v] of Object.entries(out)) if (!grads.has(k)) rest[k] = v;
     out = null;
-    collectGarbage(); // the step's gradients (600 MB at ViT-B/32), before the next step allocates
+    collectIfLarge(4 * this.gradElements); // the step's gradients (600 MB at ViT-B/32), before the next step allocates
     return { ...r, outputs: rest };
   }
 

@@ -15,3 +15,11 @@ export function collectGarbage(): void {
   }
   fullGc();
 }
+
+/** Below this, dropped buffers are left to V8's own schedule (a full collection costs more than they do). */
+export const COLLECT_BYTES = 64 * 2 ** 20;
+
+/** A full collection when `bytes` of buffers were just dropped and that is worth one. */
+export function collectIfLarge(bytes: number): void {
+  if (bytes > COLLECT_BYTES) collectGarbage();
+}
