@@ -19,7 +19,7 @@ export function addLoraOptions(cmd: Command): Command {
   return cmd
     .option('--lora-rank <r>', `train LoRA adapters of rank r instead of the weights (PEFT's default ${LORA_DEFAULTS.rank})`, (v) => Number(v))
     .option('--lora-alpha <alpha>', 'LoRA scale numerator: the update is (alpha/rank)·B·A (default: alpha = rank)', (v) => Number(v))
-    .option('--lora-dropout <p>', 'dropout on the adapters\' input (only 0 is supported for now)', (v) => Number(v))
+    .option('--lora-dropout <p>', 'dropout probability on the adapters\' input while training, in [0, 1) (PEFT\'s lora_dropout; default 0)', (v) => Number(v))
     .option('--lora-targets <list>', `layers that get adapters: ${LORA_TARGETS.join(',')} (default both)`)
     .option('--lora-towers <list>', `towers that get adapters: ${LORA_TOWERS.join(',')} (default both)`)
     .option('--merge', 'with LoRA: also write the merged model (open_clip layout) into the artifact (--to-onnx implies it)');
