@@ -127,7 +127,7 @@ export class ClipModel {
     const base = await ClipModel.load(baseSpec, { ...rest, ...(opts.tokenizer ?? ad.config.tokenizer ? { tokenizer: opts.tokenizer ?? ad.config.tokenizer } : {}) });
     let spec: LoraSpec;
     try {
-      spec = resolveLora({ ...ad.options, dropout: 0 }, base.config.model_cfg, ADAPTER_CONFIG);
+      spec = resolveLora(ad.options, base.config.model_cfg, ADAPTER_CONFIG); // lora_dropout kept as recorded: no graph of a loaded adapter drops
     } catch (err) {
       if (err instanceof ConfigError && err.field.endsWith('.rank') && Number.isInteger(ad.options.rank)) throw new AdapterMismatchError(dir, trainedOn, baseSpec, err.message);
       throw err;

@@ -191,7 +191,8 @@ export function loraHooks(spec: LoraSpec, layers: readonly LoraLayer[], o: { tra
     return v;
   };
   const param = (g: Graph, name: string, shape: number[]): Value => once(g, name, () => g.param(name, shape));
-  const scalarInput = (g: Graph, name: string): Value => once(g, name, () => g.input(name, 'int64', []));
+  // Both towers' hooks (separate loraHooks calls) read the one input of a graph.
+  const scalarInput = (g: Graph, name: string): Value => once(g, name, () => g.inputs.find((v) => v.name === name) ?? g.input(name, 'int64', []));
   const lin: LinearFn = (x, w, b) => {
     const l = byWeight.get(w.name);
     if (!l) return plainLinear(x, w, b);
