@@ -114,7 +114,7 @@ export const cases: GradCheckCase[] = [
     build: ([x, w, b, a, lb]) => loraLinear(x!, w!, b!, a!, lb!, 1.5),
   },
   // With dropout p = 0.5 (lora_dropout.ts): the adapter reads x·m/(1−p), m from the fixed seed and
-  // row offset (inputs, not differentiated); this seed keeps 15 of x's 24 elements.
+  // row offset (inputs, not differentiated); this seed keeps 12 of x's 24 elements.
   {
     op: 'LoRALinear',
     label: 'dropout 0.5, seed 12345, row offset 3',

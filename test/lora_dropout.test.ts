@@ -48,22 +48,33 @@ async function maskOf(s: Session, shape: [number, number, number], seed: bigint,
   return out['keep']!.data as Uint8Array;
 }
 
-/** The mask's definition in BigInt arithmetic: keep element i when mix(mix(k ⊕ c_mod) + i·γ) ≥ T. */
-function referenceKeep(seed: bigint, module: string, i: number, p: number): boolean {
+/**
+ * The mask's definition in BigInt arithmetic: z_g = mix(mix(k ⊕ c_mod) + g·γ); with four lanes
+ * element i = 4g + l reads bits [16l, 16l + 16) of z_g, with one lane (width not a multiple of 4)
+ * element i = g reads the top 16 bits; kept when that is ≥ round(p·2^16).
+ */
+function referenceKeep(seed: bigint, module: string, i: number, p: number, lanes: 1 | 4): boolean {
   const key = mix64(BigInt.asUintN(64, seed) ^ moduleKey(module));
-  return mix64(key + BigInt(i) * 0x9e3779b97f4a7c15n) >= keepThreshold(p);
+  const z = mix64(key + BigInt(Math.floor(i / lanes)) * 0x9e3779b97f4a7c15n);
+  const u = lanes === 4 ? (z >> BigInt(16 * (i % 4))) & 0xffffn : z >> 48n;
+  return u >= keepThreshold(p);
 }
 
 const fractionKept = (m: Uint8Array) => m.reduce((a, b) => a + b, 0) / m.length;
 const fractionDiffering = (a: Uint8Array, b: Uint8Array) => a.reduce((n, x, i) => n + (x !== b[i] ? 1 : 0), 0) / a.length;
 
 test('the graph mask is the hash of its definition element by element, and drops a fraction p (|Δ| ≤ 0.004 over 532,480 elements, ≥ 5.8σ)', async (t) => {
-  const small = await maskSession(0.3, 'visual.transformer.resblocks.0.attn.in_proj', 6);
+  const mod = 'visual.transformer.resblocks.0.attn.in_proj';
   const seed = dropoutStepSeed(7, 3);
-  const got = await maskOf(small, [4, 5, 6], seed, 2);
-  // Row b of this run is batch row 2 + b: element (b, j) is global index (2 + b)·30 + j.
-  for (let i = 0; i < got.length; i++) assert.equal(got[i] === 1, referenceKeep(seed, 'visual.transformer.resblocks.0.attn.in_proj', 2 * 30 + i, 0.3), `element ${i}`);
-  await small.release();
+  // Width 8: four lanes a hash; width 6: a hash an element. Row b of this run is batch row 2 + b.
+  for (const [width, lanes] of [[8, 4], [6, 1]] as const) {
+    const s = await maskSession(0.3, mod, width);
+    const got = await maskOf(s, [4, 5, width], seed, 2);
+    const row = 5 * width;
+    for (let i = 0; i < got.length; i++) assert.equal(got[i] === 1, referenceKeep(seed, mod, 2 * row + i, 0.3, lanes), `width ${width}, element ${i}`);
+    assert.ok(got.includes(0) && got.includes(1));
+    await s.release();
+  }
 
   const report: string[] = [];
   for (const p of [0.05, 0.1, 0.5, 0.9]) {
