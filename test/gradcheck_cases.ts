@@ -113,4 +113,15 @@ export const cases: GradCheckCase[] = [
     inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [5, 4] }, { name: 'b', shape: [5] }, { name: 'la', shape: [2, 4] }, { name: 'lb', shape: [5, 2] }],
     build: ([x, w, b, a, lb]) => loraLinear(x!, w!, b!, a!, lb!, 1.5),
   },
+  // With dropout p = 0.5 (lora_dropout.ts): the adapter reads x·m/(1−p), m from the fixed seed and
+  // row offset (inputs, not differentiated); this seed keeps 12 of x's 24 elements.
+  {
+    op: 'LoRALinear',
+    label: 'dropout 0.5, seed 12345, row offset 3',
+    inputs: [
+      { name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [5, 4] }, { name: 'b', shape: [5] }, { name: 'la', shape: [2, 4] }, { name: 'lb', shape: [5, 2] },
+      { name: 'seed', shape: [], kind: 'int', values: [12345] }, { name: 'offset', shape: [], kind: 'int', values: [3] },
+    ],
+    build: ([x, w, b, a, lb, seed, offset]) => loraLinear(x!, w!, b!, a!, lb!, 1.5, { p: 0.5, seed: seed!, rowOffset: offset!, module: 'transformer.resblocks.0.attn.in_proj' }),
+  },
 ];

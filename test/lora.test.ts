@@ -214,7 +214,7 @@ test('bad LoRA options are ConfigErrors naming the field', async (t) => {
     [{ targets: [] }, /lora\.targets/],
     [{ towers: ['audio'] }, /lora\.towers: unknown "audio": must be one of text, image/],
     [{ alpha: 0 }, /lora\.alpha/],
-    [{ dropout: 0.1 }, /lora\.dropout: 0\.1 is not supported yet/],
+    [{ dropout: 1 }, /lora\.dropout: must be a probability in \[0, 1\), got 1/],
     [{ merge: 'yes' }, /lora\.merge/],
   ];
   for (const [o, re] of bad) assert.throws(() => resolveLora(o, cfg), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(o));

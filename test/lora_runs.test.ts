@@ -1,6 +1,7 @@
 // LoRA through the paths a user walks: `clipfit fit --lora-rank …` as a detached run, then
-// `clipfit encode` on the run's adapter artifact; and a LoRA run killed with SIGKILL that resumes
-// to the adapters of an uninterrupted run, bit for bit.
+// `clipfit encode` on the run's adapter artifact; and a LoRA run with adapter dropout killed with
+// SIGKILL that resumes to the adapters of an uninterrupted run, bit for bit (the masks are drawn
+// from the seed and the step, not from any state the kill loses).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -40,7 +41,7 @@ test('clipfit fit --lora-rank … writes an adapter artifact that clipfit encode
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }),
     );
   const common = ['--model', tiny, '--tokenizer', bpe, '--train-data', csv, '--epochs', '2', '--batch-size', '8', '--learning-rate', '1e-2'];
-  const r = await clipfit(['fit', ...common, '--lora-rank', '4', '--lora-alpha', '8', '--lora-targets', 'attn,mlp', '--lora-towers', 'text,image', '--run-name', 'lora-cli', '--wait']);
+  const r = await clipfit(['fit', ...common, '--lora-rank', '4', '--lora-alpha', '8', '--lora-dropout', '0.1', '--lora-targets', 'attn,mlp', '--lora-towers', 'text,image', '--run-name', 'lora-cli', '--wait']);
   assert.equal(r.code, 0, r.err + r.out);
   const logs = (await clipfit(['runs', 'logs', 'lora-cli'])).out;
   assert.match(logs, /LoRA rank 4 on attn\+mlp of the text and image tower\(s\): [\d,]+ trainable parameters/);
@@ -48,6 +49,7 @@ test('clipfit fit --lora-rank … writes an adapter artifact that clipfit encode
   const cfg = JSON.parse(readFileSync(path.join(artifact, 'adapter_config.json'), 'utf8'));
   assert.equal(cfg.r, 4);
   assert.equal(cfg.lora_alpha, 8);
+  assert.equal(cfg.lora_dropout, 0.1);
   assert.equal(cfg.tokenizer, bpe, 'the tokenizer the base was loaded with travels with the adapter');
   assert.ok(!existsSync(path.join(artifact, 'open_clip_model.safetensors')));
 
@@ -81,14 +83,20 @@ test('clipfit fit --lora-rank … writes an adapter artifact that clipfit encode
   const wide = await clipfit(['fit', ...common, '--lora-rank', '64', '--run-name', 'lora-wide', '--wait']);
   assert.notEqual(wide.code, 0);
   assert.match(wide.out + wide.err, /lora\.rank: 64 is above the width/);
+  const half = await clipfit(['fit', ...common, '--lora-rank', '4', '--lora-dropout', 'half', '--run-name', 'lora-half', '--wait']);
+  assert.notEqual(half.code, 0);
+  assert.match(half.err, /--lora-dropout: lora\.dropout must be a number, got "half"/);
+  const one = await clipfit(['fit', ...common, '--lora-rank', '4', '--lora-dropout', '1', '--run-name', 'lora-one', '--wait']);
+  assert.notEqual(one.code, 0);
+  assert.match(one.out + one.err, /lora\.dropout: must be a probability in \[0, 1\), got 1/);
 });
 
-test('a LoRA run killed with SIGKILL resumes to the adapters of an uninterrupted run, bit for bit', async (t) => {
+test('a LoRA run with adapter dropout killed with SIGKILL resumes to the adapters of an uninterrupted run, bit for bit', async (t) => {
   const tiny = requireFixture('tiny', t);
   if (!tiny) return;
   const home = mkdtempSync(path.join(os.tmpdir(), 'clipfit-lora-resume-'));
   const { csv } = await makeShapesCsv(48);
-  const options: FitOptions = { model: tiny, tokenizer: bpe, trainData: csv, epochs: 4, batchSize: 8, learningRate: 1e-2, seed: 5, lora: { rank: 4, alpha: 8 }, runName: 'lora-killed' };
+  const options: FitOptions = { model: tiny, tokenizer: bpe, trainData: csv, epochs: 4, batchSize: 8, learningRate: 1e-2, seed: 5, lora: { rank: 4, alpha: 8, dropout: 0.2 }, runName: 'lora-killed' };
   const run = startRun(options, { home });
   await until('the epoch-2 checkpoint', () => existsSync(path.join(run.dir, 'checkpoints', 'epoch-0002')));
   const pid = run.info().pid!;

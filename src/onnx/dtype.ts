@@ -2,7 +2,8 @@
 
 import { ConfigError } from '../errors.js';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8';
+// uint64 serves integer hashing inside graphs (wrapping multiplies and logical shifts: LoRA dropout's masks).
+export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'uint64' | 'int32' | 'bool' | 'uint8' | 'int8';
 
 export const ONNX_DTYPE: Record<DType, number> = {
   float32: 1,
@@ -10,6 +11,7 @@ export const ONNX_DTYPE: Record<DType, number> = {
   int8: 3,
   int32: 6,
   int64: 7,
+  uint64: 13,
   bool: 9,
   float16: 10,
   float64: 11,
@@ -20,6 +22,7 @@ export const DTYPE_BYTES: Record<DType, number> = {
   float64: 8,
   float16: 2,
   int64: 8,
+  uint64: 8,
   int32: 4,
   bool: 1,
   uint8: 1,
@@ -35,6 +38,7 @@ export type TypedArray =
   | Float64Array
   | Uint16Array
   | BigInt64Array
+  | BigUint64Array
   | Int32Array
   | Uint8Array
   | Int8Array;
@@ -52,6 +56,11 @@ export function typedArrayFrom(dtype: DType, data: ArrayLike<number> | ArrayLike
     case 'int64': {
       const out = new BigInt64Array(n);
       for (let i = 0; i < n; i++) out[i] = BigInt(data[i] as number | bigint);
+      return out;
+    }
+    case 'uint64': {
+      const out = new BigUint64Array(n);
+      for (let i = 0; i < n; i++) out[i] = BigInt.asUintN(64, BigInt(data[i] as number | bigint));
       return out;
     }
     case 'bool':

@@ -7,6 +7,7 @@ export * from './shape_ops.js';
 export * from './gather.js';
 export * from './matmul.js';
 export * from './nn.js';
+export * from './bitwise.js';
 export * from './quantized.js';
 export { recomputeInBackward, recomputeOf } from './recompute.js';
 export type { Recompute } from './recompute.js';

@@ -54,6 +54,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float64: 'float64',
   float16: 'float16',
   int64: 'int64',
+  uint64: 'uint64',
   int32: 'int32',
   bool: 'bool',
   uint8: 'uint8',

@@ -27,7 +27,7 @@ import { makeOptimizer, resolveOptions } from './fit_options.js';
 import { paramGroups, trainableFilter } from './param_groups.js';
 import { makeSchedule } from './schedule.js';
 import { FeatureCache, frozenTowers } from './frozen_features.js';
-import { loraTrainable, withLoraOption } from './lora_fit.js';
+import { loraStepFeeds, loraTrainable, withLoraOption } from './lora_fit.js';
 
 const LOGIT_SCALE_MAX = Math.log(100);
 
@@ -68,7 +68,9 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
   // A fully frozen tower leaves the step: its features are computed once (FeatureCache) and fed in.
   const trainable = loraTrainable(model) ?? trainableFilter(cfg, o.freeze);
   const frozen = o.reuseFrozenFeatures ? frozenTowers(model.params.entries, trainable) : { image: false, text: false };
-  const towerHooks = { image: model.towerHooks('image'), text: model.towerHooks('text') };
+  // The step's towers drop the adapters' inputs (lora.dropout); val_loss's never do.
+  const towerHooks = { image: model.towerHooks('image', { training: true }), text: model.towerHooks('text', { training: true }) };
+  const evalHooks = { image: model.towerHooks('image'), text: model.towerHooks('text') };
   const groups = paramGroups(model.params.entries, trainable, o.learningRate, o.weightDecay, o.optimizerOptions.weightDecayExclude);
   const trainableParameters = model.params.entries.filter((e) => trainable(e.name)).reduce((n, e) => n + e.size, 0);
   if (model.lora) log('info', `LoRA rank ${model.lora.spec.rank} on ${model.lora.spec.targets.join('+')} of the ${model.lora.spec.towers.join(' and ')} tower(s): ${trainableParameters.toLocaleString('en-US')} trainable parameters`);
@@ -80,7 +82,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
     : await makeTrainStep(cfg, opt, model.params, { trainable, labelAware: o.labelAwareLoss, featureInputs: frozen, hooks: towerHooks }, runtime, o.optimizerBackend);
   if (trainStep.fallback) log('info', `optimizer step in onnxruntime: ${trainStep.fallback}`);
   if (o.gradCache) log('info', `GradCache: the towers run ${o.gradCache.chunk} rows at a time; the loss and the gradient are the batch's`);
-  const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss, hooks: towerHooks }) : null;
+  const valGraph = val ? buildTrainGraph(cfg, { trainable: () => false, labelAware: o.labelAwareLoss, hooks: evalHooks }) : null;
   const valSession = valGraph ? await Session.fromGraph(valGraph.graph, runtime) : null;
   const schedule = makeSchedule(o.scheduler, o.learningRate, o.schedulerOptions.stepOn === 'epoch' ? o.epochs : o.epochs * stepsPerEpoch, o.schedulerOptions.warmupSteps ?? 0);
   const pool = new ImagePool(o.numWorkers);
@@ -141,7 +143,7 @@ export async function fit(options: FitOptions, hooks: FitHooks = {}): Promise<Fi
         step++;
         let loss: number;
         try {
-          const r = await timed('stepS', () => trainStep.run({ ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs) }));
+          const r = await timed('stepS', () => trainStep.run({ ...BatchLoader.feeds(batch), ...features?.feeds(batch.docs), ...loraStepFeeds(model, o.seed, step) }));
           loss = (r.outputs['loss']!.data as Float32Array)[0]!;
         } catch (err) {
           if (err instanceof NonFiniteError) throw new FitError(step, `non-finite gradient (${err.message}); the weights of the last checkpoint are kept`, { cause: err });

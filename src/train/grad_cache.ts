@@ -8,7 +8,9 @@
 //   4. one optimizer update with the summed gradients (the optimizer's own graph: exact AdamW etc.).
 // Any trainable set works (freezing, adapters that are extra tower parameters): what has no
 // gradient is pruned from the backward graphs, and a tower without trainable parameters runs only
-// its forward pass.
+// its forward pass. A tower graph reading `lora_row_offset` (LoRA dropout, whose masks are drawn per
+// batch row) is fed each chunk's first row, so chunks draw the full batch's masks, in the forward
+// and the backward pass alike.
 
 import { ClipfitError, ConfigError } from '../errors.js';
 import type { ClipModelCfg } from '../models/clip/config.js';
@@ -20,6 +22,7 @@ import type { SessionOptions, Tensor } from '../runtime/session.js';
 import { FEATURES, SEED, TOWER_INPUT, accIn, accOut, buildLossGraph, buildTowerBackward, buildTowerForward } from './grad_cache_graphs.js';
 import type { TowerName } from './grad_cache_graphs.js';
 import type { Optimizer, StepResult } from './optim_base.js';
+import { LORA_ROW_OFFSET } from '../models/clip/lora_dropout.js';
 
 export interface GradCacheOptions {
   /** Rows per tower run; the last chunk of a batch holds what is left (it may be smaller). */
@@ -56,6 +59,9 @@ interface TowerSessions {
 }
 
 const TOWERS: readonly TowerName[] = ['image', 'text'];
+
+/** The `lora_row_offset` feed of a chunk starting at batch row `start` (unused by graphs without it). */
+const rowOffset = (start: number): Record<string, Tensor> => ({ [LORA_ROW_OFFSET]: { dtype: 'int64', shape: [], data: BigInt64Array.of(BigInt(start)) } });
 
 export class GradCache {
   private constructor(
@@ -138,7 +144,7 @@ export class GradCache {
       const all: Tensor = { dtype: 'float32', shape: [n, this.embedDim], data };
       const x = this.data(feeds, which);
       for (const [s, e] of this.chunks(n))
-        await t.forward!.run(this.feedsFor(t.forward!, params, feeds, { [TOWER_INPUT[which]]: rowSlice(x, s, e) }), { [FEATURES[which]]: rowSlice(all, s, e) });
+        await t.forward!.run(this.feedsFor(t.forward!, params, feeds, { [TOWER_INPUT[which]]: rowSlice(x, s, e), ...rowOffset(s) }), { [FEATURES[which]]: rowSlice(all, s, e) });
       features[FEATURES[which]] = all;
     }
 
@@ -160,7 +166,7 @@ export class GradCache {
         accNext[accOut(name)] = this.grads.tensor(name);
       }
       for (const [s, e] of this.chunks(n))
-        await t.backward.run(this.feedsFor(t.backward, params, feeds, { ...acc, [TOWER_INPUT[which]]: rowSlice(x, s, e), [SEED]: rowSlice(seed, s, e) }), accNext);
+        await t.backward.run(this.feedsFor(t.backward, params, feeds, { ...acc, [TOWER_INPUT[which]]: rowSlice(x, s, e), [SEED]: rowSlice(seed, s, e), ...rowOffset(s) }), accNext);
     }
     return loss;
   }

@@ -1,11 +1,14 @@
 // fit()'s LoRA option: the model gets adapters beside the chosen linear weights, and only the
 // adapters train — every base parameter (weights, biases, LayerNorms, embeddings, logit_scale) is
 // frozen, so it gets no gradient and no optimizer state, and ends bit-for-bit as it began.
+// With lora.dropout, each step's graph gets the step's dropout key (lora_dropout.ts).
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ClipModel } from '../models/clip/clip_model.js';
+import { LORA_DROPOUT_SEED, LORA_ROW_OFFSET, dropoutStepSeed } from '../models/clip/lora_dropout.js';
+import type { Tensor } from '../runtime/session.js';
 import { isLoraParam, resolveLora } from '../models/clip/lora.js';
 import type { LoraOptions } from '../models/clip/lora.js';
 
@@ -27,4 +30,15 @@ export function withLoraOption(model: ClipModel, o: { model: string; lora?: Lora
 /** With adapters only they train. */
 export function loraTrainable(model: ClipModel): ((name: string) => boolean) | null {
   return model.lora ? isLoraParam : null;
+}
+
+/**
+ * The training step's dropout feeds for global step `step` of a run seeded `seed` (none without
+ * dropout): its key, a function of (seed, step) only so a resumed run draws the same masks, and row
+ * offset 0 (GradCache replaces it with each chunk's first row).
+ */
+export function loraStepFeeds(model: ClipModel, seed: number, step: number): Record<string, Tensor> {
+  if (!model.lora || model.lora.spec.dropout === 0) return {};
+  const scalar = (v: bigint): Tensor => ({ dtype: 'int64', shape: [], data: BigInt64Array.of(v) });
+  return { [LORA_DROPOUT_SEED]: scalar(dropoutStepSeed(seed, step)), [LORA_ROW_OFFSET]: scalar(0n) };
 }

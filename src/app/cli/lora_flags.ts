@@ -14,12 +14,22 @@ export interface LoraFlags {
   merge?: boolean;
 }
 
+/**
+ * A number flag. Text that is no number is refused here, naming the flag and the lora field: NaN
+ * would travel to a detached run's worker as JSON null, i.e. as the default.
+ */
+const numberOf = (flag: string, field: string) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || Number.isNaN(n)) throw new ConfigError(flag, `${field} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+};
+
 /** Add the LoRA flags to a command. */
 export function addLoraOptions(cmd: Command): Command {
   return cmd
-    .option('--lora-rank <r>', `train LoRA adapters of rank r instead of the weights (PEFT's default ${LORA_DEFAULTS.rank})`, (v) => Number(v))
-    .option('--lora-alpha <alpha>', 'LoRA scale numerator: the update is (alpha/rank)·B·A (default: alpha = rank)', (v) => Number(v))
-    .option('--lora-dropout <p>', 'dropout on the adapters\' input (only 0 is supported for now)', (v) => Number(v))
+    .option('--lora-rank <r>', `train LoRA adapters of rank r instead of the weights (PEFT's default ${LORA_DEFAULTS.rank})`, numberOf('--lora-rank', 'lora.rank'))
+    .option('--lora-alpha <alpha>', 'LoRA scale numerator: the update is (alpha/rank)·B·A (default: alpha = rank)', numberOf('--lora-alpha', 'lora.alpha'))
+    .option('--lora-dropout <p>', 'dropout probability on the adapters\' input while training, in [0, 1) (PEFT\'s lora_dropout; default 0)', numberOf('--lora-dropout', 'lora.dropout'))
     .option('--lora-targets <list>', `layers that get adapters: ${LORA_TARGETS.join(',')} (default both)`)
     .option('--lora-towers <list>', `towers that get adapters: ${LORA_TOWERS.join(',')} (default both)`)
     .option('--merge', 'with LoRA: also write the merged model (open_clip layout) into the artifact (--to-onnx implies it)');

@@ -91,7 +91,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const base = o.model ?? DEFAULT_MODEL;
   const r = { ...DEMO_RECIPE, ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), ...(o.batchSize ? { batchSize: o.batchSize } : {}) };
   // Each LoRA recipe, learning rate, batch size and GradCache chunk resumes its own checkpoints.
-  const loraTag = o.lora ? `-lora-r${o.lora.rank ?? 8}-a${o.lora.alpha ?? o.lora.rank ?? 8}-${(o.lora.targets ?? ['attn', 'mlp']).join('+')}-${(o.lora.towers ?? ['text', 'image']).join('+')}` : '';
+  const loraTag = o.lora ? `-lora-r${o.lora.rank ?? 8}-a${o.lora.alpha ?? o.lora.rank ?? 8}-${(o.lora.targets ?? ['attn', 'mlp']).join('+')}-${(o.lora.towers ?? ['text', 'image']).join('+')}${o.lora.dropout ? `-d${o.lora.dropout}` : ''}` : '';
   const runTag = `${o.limit ? `-limit${o.limit}` : ''}${loraTag}${o.learningRate ? `-lr${o.learningRate}` : ''}${r.batchSize !== DEMO_RECIPE.batchSize ? `-b${r.batchSize}` : ''}${o.gradCacheChunk ? `-gc${o.gradCacheChunk}` : ''}${o.freezeImage ? '-freeze-image' : ''}`;
 
   const zs = await ClipModel.load(base);

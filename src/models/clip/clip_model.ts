@@ -127,7 +127,7 @@ export class ClipModel {
     const base = await ClipModel.load(baseSpec, { ...rest, ...(opts.tokenizer ?? ad.config.tokenizer ? { tokenizer: opts.tokenizer ?? ad.config.tokenizer } : {}) });
     let spec: LoraSpec;
     try {
-      spec = resolveLora({ ...ad.options, dropout: 0 }, base.config.model_cfg, ADAPTER_CONFIG);
+      spec = resolveLora(ad.options, base.config.model_cfg, ADAPTER_CONFIG); // lora_dropout kept as recorded: no graph of a loaded adapter drops
     } catch (err) {
       if (err instanceof ConfigError && err.field.endsWith('.rank') && Number.isInteger(ad.options.rank)) throw new AdapterMismatchError(dir, trainedOn, baseSpec, err.message);
       throw err;
@@ -176,10 +176,13 @@ export class ClipModel {
     return new ClipModel(this.config, params, this.tokenizer, this.tokenizerFiles, source, this.layout, runtime);
   }
 
-  /** The tower's hooks: the adapters' linear layers when it carries LoRA. */
-  towerHooks(tower: 'image' | 'text'): TowerHooks {
+  /**
+   * The tower's hooks: the adapters' linear layers when it carries LoRA. `training`: the training
+   * step's, which apply the adapters' dropout (the encoders and val_loss never drop).
+   */
+  towerHooks(tower: 'image' | 'text', o: { training?: boolean } = {}): TowerHooks {
     const l = this.lora;
-    return l ? (loraHooks(l.spec, l.layers)[tower] ?? {}) : {};
+    return l ? (loraHooks(l.spec, l.layers, o)[tower] ?? {}) : {};
   }
 
   /** Whether the towers run int8 (LoadOptions.int8). */

@@ -8,16 +8,19 @@
 // Adapter parameters are named after the layer they sit beside, as PEFT names them:
 // `<module>.lora_A.weight` and `<module>.lora_B.weight`, the module being the weight's name
 // without its `.weight` / `_weight` suffix (attn.in_proj_weight → attn.in_proj).
+// Training graphs may drop the adapter's input (lora.dropout, PEFT's lora_dropout; lora_dropout.ts).
 
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../../errors.js';
 import type { Graph, Value } from '../../onnx/graph.js';
-import { add, concat, gemm, linear, matmulT, reshape, shapeOf, slice } from '../../ops/index.js';
+import { add, concat, gemm, linear, matmulT, reshape, shapeOf, slice, where } from '../../ops/index.js';
 import type { ParamStore } from '../../runtime/params.js';
 import { seededRandom } from '../../util/random.js';
 import type { ClipModelCfg } from './config.js';
 import type { TowerHooks } from './model.js';
 import type { LinearFn } from './transformer.js';
+import { LORA_DROPOUT_SEED, LORA_ROW_OFFSET, keepMask } from './lora_dropout.js';
+import type { DropoutKeys } from './lora_dropout.js';
 
 export const LORA_TARGETS = ['attn', 'mlp'] as const;
 export const LORA_TOWERS = ['text', 'image'] as const;
@@ -30,7 +33,7 @@ export interface LoraOptions {
   rank?: number;
   /** Scale numerator: the update is (alpha/rank)·B·A (default: alpha = rank, a scale of 1). */
   alpha?: number;
-  /** Dropout on the adapter's input (PEFT's lora_dropout; default 0, the only value supported for now). */
+  /** Dropout probability on the adapter's input in training steps (PEFT's lora_dropout; default 0), in [0, 1). */
   dropout?: number;
   /** Which linear layers get adapters (default both). */
   targets?: LoraTarget[];
@@ -110,8 +113,7 @@ export function resolveLora(o: LoraOptions, cfg: ClipModelCfg, field = 'lora'): 
   const alpha = o.alpha ?? rank;
   if (!(typeof alpha === 'number' && Number.isFinite(alpha) && alpha > 0)) throw new ConfigError(`${field}.alpha`, `must be a positive number, got ${JSON.stringify(alpha)}`);
   const dropout = o.dropout ?? LORA_DEFAULTS.dropout;
-  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1)) throw new ConfigError(`${field}.dropout`, `must be in [0, 1), got ${JSON.stringify(dropout)}`);
-  if (dropout > 0) throw new ConfigError(`${field}.dropout`, `${dropout} is not supported yet: clipfit's LoRA trains without adapter dropout (0, PEFT's default)`);
+  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1)) throw new ConfigError(`${field}.dropout`, `must be a probability in [0, 1), got ${typeof dropout === 'number' ? dropout : JSON.stringify(dropout)}`);
   const targets = listOf(`${field}.targets`, o.targets ?? [...LORA_DEFAULTS.targets], LORA_TARGETS);
   const towers = listOf(`${field}.towers`, o.towers ?? [...LORA_DEFAULTS.towers], LORA_TOWERS);
   if (o.merge !== undefined && typeof o.merge !== 'boolean') throw new ConfigError(`${field}.merge`, `must be true or false, got ${JSON.stringify(o.merge)}`);
@@ -151,38 +153,52 @@ const plainLinear: LinearFn = (x, w, b) => {
 };
 
 /**
- * x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in], A [rank, in], B [out, rank]: the base layer and
- * the adapter are Gemms on the same flattened rows, added before the rows are reshaped back, so
- * with B = 0 the result is the base layer's output (the same Gemm) plus an exact zero.
+ * x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ for x [batch, ..., in], W [out, in], A [rank, in], B [out, rank]: the base
+ * layer and the adapter are Gemms on the same flattened rows, added before the rows are reshaped
+ * back, so with B = 0 the result is the base layer's output (the same Gemm) plus an exact zero.
+ * With `drop`, the adapter reads dropout(x) = x·m/(1−p): the kept elements of x (a Where on the
+ * mask) and the 1/(1−p) folded into the second Gemm's alpha, s/(1−p).
  */
-export function loraLinear(x: Value, w: Value, b: Value | null, A: Value, B: Value, scale: number): Value {
+export function loraLinear(x: Value, w: Value, b: Value | null, A: Value, B: Value, scale: number, drop?: DropoutKeys): Value {
   const inF = w.shape[1] as number;
   const outF = w.shape[0] as number;
   const rows = x.rank === 2 ? x : reshape(x, [-1, inF]);
   const base = gemm(rows, w, b, { transB: true });
-  const low = gemm(gemm(rows, A, null, { transB: true }), B, null, { transB: true, alpha: scale });
+  const kept = drop ? where(reshape(keepMask(x, drop), [-1, inF]), rows, 0) : rows;
+  const low = gemm(gemm(kept, A, null, { transB: true }), B, null, { transB: true, alpha: drop ? scale / (1 - drop.p) : scale });
   const y = add(base, low);
   if (x.rank === 2) return y;
   const lead = slice(shapeOf(x), [0], [x.rank - 1], [0]);
   return reshape(y, concat([lead, x.graph.constant([outF], 'int64', [1])], 0));
 }
 
-/** Tower hooks whose adapted linear layers are loraLinear, the adapters declared as graph parameters. */
-export function loraHooks(spec: LoraSpec, layers: readonly LoraLayer[]): { image?: TowerHooks; text?: TowerHooks } {
+/**
+ * Tower hooks whose adapted linear layers are loraLinear, the adapters declared as graph parameters.
+ * With `training` and spec.dropout > 0 the adapters' inputs are dropped, the graph then reading the
+ * int64 scalar inputs `lora_dropout_seed` and `lora_row_offset` (lora_dropout.ts); evaluation,
+ * encoding and export graphs never drop.
+ */
+export function loraHooks(spec: LoraSpec, layers: readonly LoraLayer[], o: { training?: boolean } = {}): { image?: TowerHooks; text?: TowerHooks } {
   const scale = spec.alpha / spec.rank;
+  const dropping = (o.training ?? false) && spec.dropout > 0;
   const byWeight = new Map(layers.map((l) => [l.weight, l]));
   const declared = new WeakMap<Graph, Map<string, Value>>();
-  const param = (g: Graph, name: string, shape: number[]): Value => {
+  const once = (g: Graph, name: string, make: () => Value): Value => {
     let m = declared.get(g);
     if (!m) declared.set(g, (m = new Map()));
     let v = m.get(name);
-    if (!v) m.set(name, (v = g.param(name, shape)));
+    if (!v) m.set(name, (v = make()));
     return v;
   };
+  const param = (g: Graph, name: string, shape: number[]): Value => once(g, name, () => g.param(name, shape));
+  // Both towers' hooks (separate loraHooks calls) read the one input of a graph.
+  const scalarInput = (g: Graph, name: string): Value => once(g, name, () => g.inputs.find((v) => v.name === name) ?? g.input(name, 'int64', []));
   const lin: LinearFn = (x, w, b) => {
     const l = byWeight.get(w.name);
     if (!l) return plainLinear(x, w, b);
-    return loraLinear(x, w, b, param(x.graph, l.a, [spec.rank, l.in]), param(x.graph, l.b, [l.out, spec.rank]), scale);
+    const g = x.graph;
+    const drop = dropping ? { p: spec.dropout, seed: scalarInput(g, LORA_DROPOUT_SEED), rowOffset: scalarInput(g, LORA_ROW_OFFSET), module: moduleOf(l.weight) } : undefined;
+    return loraLinear(x, w, b, param(g, l.a, [spec.rank, l.in]), param(g, l.b, [l.out, spec.rank]), scale, drop);
   };
   const hooks: { image?: TowerHooks; text?: TowerHooks } = {};
   for (const t of spec.towers) hooks[t] = { linear: lin };
