@@ -36,7 +36,7 @@ import { AdamW } from '../src/train/optim.js';
 import { CONFIG_FILES, config, randomParams, tokenIds, trainStepFlops } from './clip_setup.js';
 import { Graph } from '../src/onnx/graph.js';
 import { matmul } from '../src/ops/index.js';
-import { peakRssMB, randomArray, table, timeCpu, timeIt } from './util.js';
+import { peakRssMB, randomArray, table, timeCpu, timeIt, option, parseIters } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASELINE = path.resolve(here, '../../shared/tools/torch-baseline');
@@ -176,15 +176,11 @@ function parseCases(s: string): Case[] {
 
 async function main() {
   const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const opt = (name: string) => option(args, name);
   const iters = opt('--iters');
   if (iters) {
-    const [t, w] = iters.split(',').map(Number);
-    if (!(t! >= 1 && w! >= 0)) throw new Error(`--iters takes timed,warm-up counts, e.g. 3,1 (got '${iters}')`);
-    TIMED = Object.fromEntries(Object.keys(TIMED).map((k) => [k, [t!, w!]]));
+    const [t, w] = parseIters(iters);
+    TIMED = Object.fromEntries(Object.keys(TIMED).map((k) => [k, [t, w]]));
   }
   const ort = opt('--ort');
   if (ort) ORT_OPTIONS = JSON.parse(ort) as Partial<SessionOptions>;

@@ -25,7 +25,7 @@ import { GradCache } from '../src/train/grad_cache.js';
 import { AdamW } from '../src/train/optim.js';
 import { buildTrainGraph } from '../src/train/train_graph.js';
 import { CONFIG_FILES, config, randomParams, tokenIds } from './clip_setup.js';
-import { peakRssMB, randomArray, table, timeCpu } from './util.js';
+import { peakRssMB, randomArray, table, timeCpu, option, parseIters } from './util.js';
 
 interface Case {
   kind: 'plain' | 'gc';
@@ -97,15 +97,11 @@ function runInChild(cfgName: string, c: Case): Result {
 
 async function main() {
   const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const opt = (name: string) => option(args, name);
   const iters = opt('--iters');
   if (iters) {
-    const [t, w] = iters.split(',').map(Number);
-    if (!(t! >= 1 && w! >= 0)) throw new Error(`--iters takes timed,warm-up counts, e.g. 2,1 (got '${iters}')`);
-    ITERS = [t!, w!];
+    const [t, w] = parseIters(iters);
+    ITERS = [t, w];
   }
   const ort = opt('--ort');
   if (ort) ORT = JSON.parse(ort) as Partial<SessionOptions>;

@@ -40,3 +40,16 @@ export function table(rows: (string | number)[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
 }
+
+/** The value after `--name` in the arguments, if any. */
+export function option(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** `--iters timed,warm-up` counts. */
+export function parseIters(s: string): [number, number] {
+  const [t, w] = s.split(',').map(Number);
+  if (!(t! >= 1 && w! >= 0)) throw new Error(`--iters takes timed,warm-up counts, e.g. 3,1 (got '${s}')`);
+  return [t!, w!];
+}

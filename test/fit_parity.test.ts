@@ -17,7 +17,7 @@ import { fit } from '../src/train/fit.js';
 import type { FitOptions } from '../src/train/fit_types.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
 import { REPO_ROOT, requireFixture } from './fixtures.js';
-import { compareWeights, writePairsCsv } from './fixture_pairs.js';
+import { compareWeights, fixtureFitOptions, writePairsCsv } from './fixture_pairs.js';
 import type { FixtureBatch } from './fixture_pairs.js';
 
 const run = promisify(execFile);
@@ -43,18 +43,7 @@ const stepsOf = (fx: Awaited<ReturnType<typeof fixtureFiles>>) => [
   { batches: [fx.cfg.batch1, fx.cfg.batch2], ref: fx.step2, prefix: 'adamw2.', fill: decayTwice },
 ];
 
-const hyper = (csv: string, workDir: string): FitOptions => ({
-  model: tiny!, // an open_clip folder without tokenizer files: OpenAI's bundled BPE, as open_clip does
-  trainData: csv,
-  epochs: 1,
-  batchSize: 6,
-  learningRate: 1e-3,
-  optimizer: 'adamw',
-  optimizerOptions: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, weightDecayExclude: 'none' },
-  scheduler: 'constant',
-  shuffle: false,
-  workDir,
-});
+const hyper = (csv: string, workDir: string): FitOptions => fixtureFitOptions(tiny!, csv, workDir);
 
 test('fit() on the fixture batches as a CSV reproduces AdamW step 1 and step 2 within 1e-4', async (t) => {
   if (!tiny) return t.skip();

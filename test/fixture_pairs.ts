@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StFile } from '../src/runtime/safetensors.js';
+import type { FitOptions } from '../src/train/fit_types.js';
 import { denseParam } from './clip_fixture.js';
 import { FIXTURES } from './fixtures.js';
 
@@ -46,4 +47,24 @@ export function compareWeights(ours: StFile, initial: StFile, ref: StFile, prefi
     }
   }
   return { max, at };
+}
+
+/**
+ * fit() with the fixture's hyper-parameters: two steps of batch 6 (batch 1, then batch 2) on `model`
+ * (the fixture's open_clip folder, which has no tokenizer files) reproduce `adamw2.*`.
+ */
+export function fixtureFitOptions(model: string, trainData: string, workDir: string, extra: Partial<FitOptions> = {}): FitOptions {
+  return {
+    model,
+    trainData,
+    epochs: 1,
+    batchSize: 6,
+    learningRate: 1e-3,
+    optimizer: 'adamw',
+    optimizerOptions: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, weightDecayExclude: 'none' },
+    scheduler: 'constant',
+    shuffle: false,
+    workDir,
+    ...extra,
+  };
 }

@@ -20,7 +20,7 @@ import type { StFile } from '../src/runtime/safetensors.js';
 import { readSafetensors } from '../src/runtime/safetensors.js';
 import { fit } from '../src/train/fit.js';
 import type { FitOptions } from '../src/train/fit_types.js';
-import { compareWeights, writePairsCsv } from './fixture_pairs.js';
+import { compareWeights, fixtureFitOptions, writePairsCsv } from './fixture_pairs.js';
 import type { FixtureBatch } from './fixture_pairs.js';
 import { REPO_ROOT, requireFixture } from './fixtures.js';
 import { maxAbsDiff } from './tolerance.js';
@@ -40,19 +40,7 @@ let plain: StFile;
 let cfgBatches: { batch1: FixtureBatch; batch2: FixtureBatch };
 
 /** The fixture's hyper-parameters: two steps of batch 6 (batch 1, then batch 2) reproduce `adamw2.*`. */
-const hyper = (workDir: string, extra: Partial<FitOptions> = {}): FitOptions => ({
-  model: tiny!,
-  trainData: csv,
-  epochs: 1,
-  batchSize: 6,
-  learningRate: 1e-3,
-  optimizer: 'adamw',
-  optimizerOptions: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, weightDecayExclude: 'none' },
-  scheduler: 'constant',
-  shuffle: false,
-  workDir,
-  ...extra,
-});
+const hyper = (workDir: string, extra: Partial<FitOptions> = {}): FitOptions => fixtureFitOptions(tiny!, csv, workDir, extra);
 
 const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
 const weightsOf = (dir: string) => readSafetensors(path.join(dir, 'open_clip_model.safetensors'));
