@@ -1,11 +1,13 @@
 // bench/profile_train.ts — where the train step's time goes, per op, from onnxruntime's own profiler. Builds
-// the step fit() runs (both towers, CLIPLoss, backward, AdamW fused in place), runs it `--warm`
-// times unprofiled-in-effect, then once more, and sums the node events of that last run by op type
-// and by phase (forward, backward, optimizer; the phase is read from the node's name: autodiff
-// names backward nodes `…_Grad/…`, the update `optim/…`; onnxruntime's fusions keep the first
-// fused node's name). Random weights, 77 tokens as bench:clip's "train" case.
+// the step fit() runs (both towers, CLIPLoss, backward in onnxruntime; AdamW in wasm, or with
+// --fused in the same onnxruntime run), runs it `--warm` times unprofiled-in-effect, then once more,
+// and sums the node events of that last run by op type and by phase (forward, backward, optimizer;
+// the phase is read from the node's name: autodiff names backward nodes `…_Grad/…`, the update
+// `optim/…`; onnxruntime's fusions keep the first fused node's name). Outside the run: the wasm
+// update and the gradients' copy out of onnxruntime (wall time less the run's). Random weights,
+// 77 tokens as bench:clip's "train" case.
 //
-//   node --import tsx bench/profile_train.ts [--config vitb32|tiny|vitt864] [--batch 32] [--top 10] [--threads 2]
+//   node --import tsx bench/profile_train.ts [--config vitb32|tiny|vitt864] [--batch 32] [--top 10] [--threads 2] [--fused]
 //
 // Last line: one JSON object.
 
@@ -14,10 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paramShapes, parseModelConfig } from '../src/models/clip/config.js';
-import { buildTrainGraph } from '../src/train/train_graph.js';
+import { makeTrainStep } from '../src/train/train_step.js';
 import { AdamW } from '../src/train/optim.js';
 import { ParamStore } from '../src/runtime/params.js';
-import { Session } from '../src/runtime/session.js';
 import { randomArray, table } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -65,18 +66,17 @@ async function main() {
     texts: { dtype: 'int64' as const, shape: [batch, ctx], data: ids },
   };
 
-  const tg = buildTrainGraph(cfg, { outputGradients: false });
-  const opt = new AdamW(params, { lr: 1e-5, betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, inPlace: true });
-  const update = opt.build(tg.graph, tg.trainable, tg.grads);
+  const opt = new AdamW(params, { lr: 1e-5, betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, inPlace: true, checkFinite: true });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clipfit-profile-'));
   const prefix = path.join(dir, 'train');
-  const s = await Session.fromGraph(tg.graph, { threads, memPattern: false, profilePrefix: prefix });
-  for (let i = 0; i < warm; i++) await opt.runStep(s, update, params, data);
+  const step = await makeTrainStep(cfg, opt, params, {}, { threads, profilePrefix: prefix }, process.argv.includes('--fused') ? 'onnxruntime' : 'wasm');
+  const s = step.session!;
+  for (let i = 0; i < warm; i++) await step.run(data);
   const t0 = performance.now();
-  await opt.runStep(s, update, params, data);
+  await step.run(data);
   const wallMs = performance.now() - t0;
   const trace = JSON.parse(readFileSync(s.endProfiling(prefix), 'utf8')) as TraceEvent[];
-  await s.release();
+  await step.release();
   rmSync(dir, { recursive: true, force: true });
 
   // The last run only: node events from the start of the last model_run on.
@@ -102,7 +102,8 @@ async function main() {
     rows.push([op, r.us / 1000, `${((100 * r.us) / total).toFixed(1)}%`, r.n, (r.phases['forward'] ?? 0) / 1000, (r.phases['backward'] ?? 0) / 1000, (r.phases['optimizer'] ?? 0) / 1000]);
   const rest = ranked.slice(top).reduce((a, [, r]) => a + r.us, 0);
   rows.push(['(the rest)', rest / 1000, `${((100 * rest) / total).toFixed(1)}%`, ranked.slice(top).reduce((a, [, r]) => a + r.n, 0), '', '', '']);
-  console.log(`${cfgName} train step, batch ${batch}, ${ctx} tokens, ${threads} threads: ${(wallMs / 1000).toFixed(2)} s wall, ${(total / 1e6).toFixed(2)} s in kernels (${last.dur / 1000} ms model_run)`);
+  const outsideMs = wallMs - last.dur / 1000;
+  console.log(`${cfgName} train step, batch ${batch}, ${ctx} tokens, ${threads} threads, update ${step.backend}: ${(wallMs / 1000).toFixed(2)} s wall, ${(total / 1e6).toFixed(2)} s in kernels (${last.dur / 1000} ms model_run; ${outsideMs.toFixed(0)} ms outside the run: ${step.backend === 'wasm' ? 'the wasm update and the gradients\' copy' : 'the outputs\' copy'})`);
   console.log(table(rows));
   console.log(`by phase: ${Object.entries(byPhase).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} s (${((100 * v) / total).toFixed(1)}%)`).join(', ')}`);
   console.log(
@@ -110,7 +111,9 @@ async function main() {
       bench: 'profile_train',
       config: cfgName,
       batch,
+      update: step.backend,
       wall_s: +(wallMs / 1000).toFixed(3),
+      outside_run_s: +(outsideMs / 1000).toFixed(3),
       kernel_s: +(total / 1e6).toFixed(3),
       phases_s: Object.fromEntries(Object.entries(byPhase).map(([k, v]) => [k, +(v / 1e6).toFixed(3)])),
       ops: Object.fromEntries(ranked.map(([op, r]) => [op, { ms: +(r.us / 1000).toFixed(1), nodes: r.n }])),

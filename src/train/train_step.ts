@@ -19,6 +19,8 @@ import type { GradCacheOptions } from './grad_cache.js';
 export type OptimizerBackend = 'wasm' | 'onnxruntime';
 
 export interface TrainStep {
+  /** The onnxruntime session of a plain step (null for GradCache's several). */
+  readonly session: Session | null;
   /** Where the update runs (the backend asked for, or onnxruntime when wasm cannot take it). */
   readonly backend: OptimizerBackend;
   /** Why the wasm backend was not used, when it was asked for. */
@@ -46,11 +48,12 @@ export async function makeTrainStep(
     if (gradOutputs.length !== names.size || gradOutputs.some((g) => !names.has(g.param)))
       throw new ConfigError('optimizer', 'the optimizer groups differ from the training graph’s trainable parameters');
     const session = await Session.fromGraph(tg.graph, so);
-    return { backend: 'wasm', fallback, run: (data) => host.runStep(session, gradOutputs, data), release: () => session.release() };
+    return { session, backend: 'wasm', fallback, run: (data) => host.runStep(session, gradOutputs, data), release: () => session.release() };
   }
   const update = opt.build(tg.graph, tg.trainable, tg.grads);
   const session = await Session.fromGraph(tg.graph, so);
   return {
+    session,
     backend: 'onnxruntime',
     fallback,
     run: (data) => opt.runStep(session, update, params, data),
@@ -79,6 +82,7 @@ export async function makeGradCacheStep(
   const { host, fallback } = hostFor(opt, params, sessionOpts, backend);
   const gc = await GradCache.create(cfg, { ...gcOpts, session: sessionOpts });
   return {
+    session: null,
     backend: host ? 'wasm' : 'onnxruntime',
     fallback,
     async run(data) {
