@@ -27,6 +27,9 @@ export interface GradOutput {
   output: string;
 }
 
+/** Each optimized parameter's gradient output, checked by HostUpdate.gradOutputs(). */
+export type GradOutputs = ReadonlyMap<string, string> & { readonly checked: true };
+
 export class HostUpdate {
   /** One tensor's gradient at a time, in the arena (the largest optimized tensor's size). */
   private readonly scratch: Float32Array;
@@ -59,19 +62,24 @@ export class HostUpdate {
     return new HostUpdate(opt, params, arena, largest);
   }
 
+  /** The training graph's gradient outputs by parameter, checked once: exactly the optimized parameters. */
+  gradOutputs(list: readonly GradOutput[]): GradOutputs {
+    const byParam = new Map(list.map((g) => [g.param, g.output]));
+    const missing = this.opt.names.find((n) => !byParam.has(n));
+    if (missing !== undefined || byParam.size !== this.opt.names.length || list.length !== byParam.size)
+      throw new ConfigError('gradOutputs', `the training graph's gradients (${list.length}) are not the optimized parameters' (${this.opt.names.length})${missing ? `: none for '${missing}'` : ''}`);
+    return Object.assign(byParam, { checked: true as const });
+  }
+
   /**
    * One training step: run `session` (a training graph whose outputs include the gradients, named
-   * in `gradOutputs`) on `extra` plus the parameters, then update. Returns the run's other outputs.
+   * in `byParam`) on `extra` plus the parameters, then update. Returns the run's other outputs.
    * The gradients come back as onnxruntime's own output copies (binding them to buffers of ours
    * would still leave a copy per step, and keep a gradient-sized buffer alive between steps).
    */
-  async runStep(session: Session, gradOutputs: readonly GradOutput[], extra: Record<string, Tensor>): Promise<StepResult> {
+  async runStep(session: Session, byParam: GradOutputs, extra: Record<string, Tensor>): Promise<StepResult> {
     const feeds: Record<string, Tensor> = { ...extra };
     for (const name of session.inputNames) if (!(name in feeds) && this.params.has(name)) feeds[name] = this.params.tensor(name);
-    const byParam = new Map(gradOutputs.map((g) => [g.param, g.output]));
-    const missing = this.opt.names.find((n) => !byParam.has(n));
-    if (missing !== undefined || byParam.size !== this.opt.names.length)
-      throw new ConfigError('gradOutputs', `the training graph's gradients (${byParam.size}) are not the optimized parameters' (${this.opt.names.length})${missing ? `: none for '${missing}'` : ''}`);
     let out: Record<string, Tensor> | null = await session.run(feeds);
     const r = this.apply((name) => out![byParam.get(name)!]!.data as Float32Array);
     const rest: Record<string, Tensor> = {};

@@ -3,14 +3,12 @@
 // on the CPU for Adam/AdamW) or fused into the same onnxruntime run (optim_graph.ts; SGD, CUDA,
 // models too big for one wasm memory, or asked for).
 
-import { ConfigError } from '../errors.js';
 import type { ClipModelCfg } from '../models/clip/config.js';
 import type { ParamStore } from '../runtime/params.js';
 import { Session } from '../runtime/session.js';
 import type { SessionOptions, Tensor } from '../runtime/session.js';
 import type { Optimizer, StepResult } from './optim_base.js';
 import { HostUpdate } from './optim_host.js';
-import type { GradOutput } from './optim_host.js';
 import { buildTrainGraph } from './train_graph.js';
 import type { TrainGraphOptions } from './train_graph.js';
 import { GradCache } from './grad_cache.js';
@@ -43,10 +41,7 @@ export async function makeTrainStep(
   // Memory-pattern planning held ~2 GB more at ViT-B/32 batch 32 and was slower (bench:clip).
   const so: SessionOptions = { ...sessionOpts, memPattern: false };
   if (host) {
-    const names = new Set(opt.names);
-    const gradOutputs: GradOutput[] = tg.trainable.map((p, i) => ({ param: p.name, output: tg.grads[i]!.name }));
-    if (gradOutputs.length !== names.size || gradOutputs.some((g) => !names.has(g.param)))
-      throw new ConfigError('optimizer', 'the optimizer groups differ from the training graph’s trainable parameters');
+    const gradOutputs = host.gradOutputs(tg.trainable.map((p, i) => ({ param: p.name, output: tg.grads[i]!.name })));
     const session = await Session.fromGraph(tg.graph, so);
     return { session, backend: 'wasm', fallback, run: (data) => host.runStep(session, gradOutputs, data), release: () => session.release() };
   }
