@@ -1,8 +1,7 @@
 // fit() end to end on the tiny fixture CLIP and a generated set of 24 pairs.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { ConfigError, FitStoppedError } from '../src/errors.js';
@@ -10,27 +9,16 @@ import { ClipModel } from '../src/models/clip/clip_model.js';
 import { ParamStore } from '../src/runtime/params.js';
 import { fit } from '../src/train/fit.js';
 import type { FitOptions } from '../src/train/fit_types.js';
-import { makeShapesCsv } from './fit_data.js';
-import { FIXTURES, requireFixture } from './fixtures.js';
+import { makeShapesCsv, tinyFitOptions } from './fit_data.js';
+import { requireFixture } from './fixtures.js';
 
 const tiny = requireFixture('tiny');
-const bpe = path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz');
 let csv = '';
 before(async () => {
   csv = (await makeShapesCsv(24)).csv;
 });
 
-const base = (): FitOptions => ({
-  model: tiny!,
-  tokenizer: bpe,
-  trainData: csv,
-  epochs: 2,
-  batchSize: 8,
-  learningRate: 1e-3,
-  numWorkers: 1,
-  seed: 3,
-  workDir: mkdtempSync(path.join(os.tmpdir(), 'clipfit-run-')),
-});
+const base = (): FitOptions => tinyFitOptions(tiny!, csv);
 
 async function paramsOf(dir: string): Promise<ParamStore> {
   return ParamStore.fromSafetensors(path.join(dir, 'open_clip_model.safetensors'));

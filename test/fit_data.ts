@@ -5,6 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import type { FitOptions } from '../src/train/fit_types.js';
+import { FIXTURES } from './fixtures.js';
 
 const COLOURS: [string, [number, number, number]][] = [
   ['red', [220, 30, 30]],
@@ -48,4 +50,23 @@ export async function makeShapesCsv(n: number, size = 32): Promise<{ dir: string
   const csv = path.join(dir, 'pairs.csv');
   writeFileSync(csv, rows.join('\n') + '\n');
   return { dir, csv, captions };
+}
+
+/**
+ * fit() on `model` (the tiny fixture) and a CSV of pairs, as the fit tests run it: the fixture's
+ * BPE, two epochs of batch 8 at lr 1e-3, one image worker, seed 3, a fresh work folder.
+ */
+export function tinyFitOptions(model: string, trainData: string, extra: Partial<FitOptions> = {}): FitOptions {
+  return {
+    model,
+    tokenizer: path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz'),
+    trainData,
+    epochs: 2,
+    batchSize: 8,
+    learningRate: 1e-3,
+    numWorkers: 1,
+    seed: 3,
+    workDir: mkdtempSync(path.join(os.tmpdir(), 'clipfit-run-')),
+    ...extra,
+  };
 }

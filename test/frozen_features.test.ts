@@ -3,8 +3,6 @@
 // with a frozen tower must give what it gave when the tower ran in every step.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { ClipModel } from '../src/models/clip/clip_model.js';
@@ -17,7 +15,7 @@ import type { FitOptions, FitResult } from '../src/train/fit_types.js';
 import { frozenTowers } from '../src/train/frozen_features.js';
 import { trainableFilter } from '../src/train/param_groups.js';
 import { buildTrainGraph } from '../src/train/train_graph.js';
-import { makeShapesCsv } from './fit_data.js';
+import { makeShapesCsv, tinyFitOptions } from './fit_data.js';
 import { FIXTURES, requireFixture } from './fixtures.js';
 
 const tiny = requireFixture('tiny');
@@ -89,22 +87,15 @@ for (const tower of ['image', 'text'] as const) {
   });
 }
 
-const base = (): FitOptions => ({
-  model: tiny!,
-  tokenizer: bpe,
-  trainData: csv,
-  epochs: 2,
-  batchSize: 8,
-  learningRate: 1e-3,
-  numWorkers: 1,
-  seed: 5,
-  // Unshuffled, the cache's batches are the steps' batches, so each feature row is computed among
-  // the same rows both ways. Shuffled, a row computed among other rows may differ at float rounding
-  // (~1e-7), which AdamW at lr 1e-3 on this tiny model lifts to ~3e-6 in the weights after six steps.
-  shuffle: false,
-  workDir: mkdtempSync(path.join(os.tmpdir(), 'clipfit-frozen-')),
-  callbacks: [{ type: 'EvaluationCallback', queryData: csv, indexData: csv, limit: 5 }],
-});
+const base = (): FitOptions =>
+  tinyFitOptions(tiny!, csv, {
+    seed: 5,
+    // Unshuffled, the cache's batches are the steps' batches, so each feature row is computed among
+    // the same rows both ways. Shuffled, a row computed among other rows may differ at float rounding
+    // (~1e-7), which AdamW at lr 1e-3 on this tiny model lifts to ~3e-6 in the weights after six steps.
+    shuffle: false,
+    callbacks: [{ type: 'EvaluationCallback', queryData: csv, indexData: csv, limit: 5 }],
+  });
 
 for (const tower of ['image', 'text'] as const) {
   test(`fit() with the ${tower} tower frozen: features computed once give the weights and metrics of running the tower every step (within 1e-6)`, async (t) => {

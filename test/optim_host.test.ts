@@ -5,8 +5,6 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { NonFiniteError } from '../src/errors.js';
@@ -17,8 +15,8 @@ import { Adam, AdamW, SGD } from '../src/train/optim.js';
 import type { AdamOptions } from '../src/train/optim.js';
 import { HostUpdate } from '../src/train/optim_host.js';
 import { WASM_MAX_BYTES, WasmArena } from '../src/train/wasm_arena.js';
-import { makeShapesCsv } from './fit_data.js';
-import { FIXTURES, requireFixture } from './fixtures.js';
+import { makeShapesCsv, tinyFitOptions } from './fit_data.js';
+import { requireFixture } from './fixtures.js';
 
 const SHAPES: [string, number[]][] = [
   ['w', [7, 5]],
@@ -131,19 +129,7 @@ test('fit() with the wasm optimizer and with the fused onnxruntime one writes th
   const run = async (optimizerBackend: 'wasm' | 'onnxruntime', extra: Partial<FitOptions> = {}) => {
     const logs: string[] = [];
     const r = await fit(
-      {
-        model: tiny,
-        tokenizer: path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz'),
-        trainData: csv,
-        epochs: 2,
-        batchSize: 8,
-        learningRate: 1e-3,
-        numWorkers: 1,
-        seed: 3,
-        workDir: mkdtempSync(path.join(os.tmpdir(), 'clipfit-host-')),
-        optimizerBackend,
-        ...extra,
-      },
+      tinyFitOptions(tiny, csv, { optimizerBackend, ...extra }),
       { log: (_l, m) => logs.push(m) },
     );
     return { params: await ParamStore.fromSafetensors(path.join(r.artifactDir, 'open_clip_model.safetensors')), logs };
