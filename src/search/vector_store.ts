@@ -160,22 +160,9 @@ export class VectorStore {
       return out;
     }
     const heap = new TopK(k);
-    const d = this.dim;
-    const v = this.vectors;
-    const d4 = d - (d % 4);
     for (let s = 0; s < this.end; s++) {
       if (this.ids[s] === undefined) continue;
-      const o = s * d;
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      let j = 0;
-      for (; j < d4; j += 4) {
-        a0 += v[o + j]! * q[j]!;
-        a1 += v[o + j + 1]! * q[j + 1]!;
-        a2 += v[o + j + 2]! * q[j + 2]!;
-        a3 += v[o + j + 3]! * q[j + 3]!;
-      }
-      for (; j < d; j++) a0 += v[o + j]! * q[j]!;
-      const score = a0 + a1 + a2 + a3;
+      const score = this.dot(s, q);
       if (heap.accepts(score) && (!keep || keep(s))) heap.push(s, score);
     }
     return heap.sorted();
