@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import type { FolderGraph } from '../src/search/folder_graph.js';
 import { openFolderIndex } from '../src/search/folder_index.js';
 import { DEFAULT_HNSW, LEGACY_HNSW } from '../src/search/hnsw_graph.js';
 import type { IndexItem } from '../src/search/index_types.js';
@@ -62,7 +63,7 @@ for (const precision of ['i8', 'f16'] as const) {
       const truth = new Set(exact.map((h) => h.id));
       found += got.filter((h) => truth.has(h.id)).length;
       // The graph's own scores are not the exact cosines: the re-ranking is what makes them so.
-      const graph = (ix as unknown as { graph: { search(q: Float32Array, n: number): { keys: number[]; scores: number[] } } }).graph;
+      const graph = (ix as unknown as { graph: FolderGraph }).graph.hnsw!;
       const raw = graph.search(Float32Array.from(q, (x) => x / Math.hypot(...q)), 10);
       if (raw.scores.some((s, i) => Math.abs(s - exact[i]!.score) > 1e-5)) rawDiffers++;
     }

@@ -9,18 +9,18 @@
 // change them are recorded in turn (info().hnswChange says what changed; a changed connectivity,
 // expansionAdd or precision means the graph is built again at open).
 
-import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
+import { existsSync, promises as fsp, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, CorruptIndexError, UnknownVectorIdError } from '../errors.js';
-import { DEFAULT_HNSW, HnswGraph, hnswParams, LEGACY_HNSW, paramChange, sameBuild } from './hnsw_graph.js';
+import { DEFAULT_HNSW, hnswParams, LEGACY_HNSW, paramChange, sameBuild } from './hnsw_graph.js';
 import type { HnswParams } from './hnsw_graph.js';
-import { searchGraph } from './graph_search.js';
+import { FolderGraph } from './folder_graph.js';
 import {
   INDEX_FORMAT, LOG_HEADER_BYTES, atomicWrite, files, intactSuffix, logHeader, readFramed, readLogGeneration,
   readMeta, syncDir, writeAll, writeMeta,
 } from './index_files.js';
-import { acquireIndexLock } from './index_lock.js';
+import { lockFolderForOpen } from './index_lock.js';
 import type { IndexLock } from './index_lock.js';
 import { readSnapshot, writeSnapshot } from './snapshot.js';
 import type { IndexEntry, IndexItem, Metadata, SearchHit, SearchOptions, SearchSettings, StoredItem, VectorIndex } from './index_types.js';
@@ -73,8 +73,6 @@ export async function openFolderIndex(dir: string, opts: FolderIndexOptions = {}
 }
 
 export class FolderIndex implements VectorIndex {
-  private graph: HnswGraph | null = null;
-  private graphSavedFor = -1;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private broken: Error | null = null;
@@ -86,6 +84,7 @@ export class FolderIndex implements VectorIndex {
   private hnswChange = '';
   private readonly threshold: number;
   private readonly compactBytes: number;
+  private readonly graph: FolderGraph;
 
   private constructor(
     readonly dir: string,
@@ -99,6 +98,7 @@ export class FolderIndex implements VectorIndex {
   ) {
     this.threshold = opts.hnswThreshold ?? 20_000;
     this.compactBytes = opts.compactBytes ?? 256 << 20;
+    this.graph = new FolderGraph(dir, store, params);
   }
 
   get model(): string {
@@ -114,7 +114,7 @@ export class FolderIndex implements VectorIndex {
     const creating = opts.dim !== undefined && opts.model !== undefined;
     if (creating && (!Number.isInteger(opts.dim) || opts.dim! < 1)) throw new ConfigError('dim', `must be a positive integer, got ${opts.dim}`);
     if (!held && !existsSync(dir) && !existsSync(`${dir}.old`) && !creating) throw new ConfigError('dim', `no index at ${dir}; give dim and model to create one`);
-    const lock = held ?? (await lockForOpen(dir));
+    const lock = held ?? (await lockFolderForOpen(dir));
     let idx: FolderIndex | undefined;
     try {
       if (!existsSync(f.meta)) {
@@ -151,7 +151,7 @@ export class FolderIndex implements VectorIndex {
       this.currentModel = h.model;
     }
     this.store.seal();
-    if (this.kind !== 'exact') this.graph = this.loadGraph();
+    if (this.kind !== 'exact') this.graph.load(this.generation);
     if (!existsSync(f.log)) await atomicWrite(f.log, [logHeader(this.generation)]);
     this.log = await fsp.open(f.log, 'r+');
     const lg = await readLogGeneration(this.log, f.log);
@@ -187,62 +187,32 @@ export class FolderIndex implements VectorIndex {
     }
     this.replaying = false;
     this.logEnd = pos;
-    if (!this.graph && this.wantGraph()) this.buildGraph();
-  }
-
-  private loadGraph(): HnswGraph | null {
-    const f = files(this.dir);
-    if (!existsSync(f.graphMeta)) return null;
-    try {
-      const m = JSON.parse(readFileSync(f.graphMeta, 'utf8')) as { generation: number; size: number } & Partial<HnswParams>;
-      // A graph saved before parameters were recorded was built with LEGACY_HNSW's.
-      if (m.generation !== this.generation || m.size !== this.store.size || !sameBuild({ ...LEGACY_HNSW, ...m }, this.params)) return null;
-      const g = HnswGraph.load(f.graph, this.dim, this.params);
-      if (!g || g.size !== this.store.size) return null;
-      this.graphSavedFor = this.generation;
-      return g;
-    } catch {
-      return null;
-    }
+    if (!this.graph.present && this.wantGraph()) this.graph.build();
   }
 
   private wantGraph(): boolean {
     return this.kind === 'hnsw' || (this.kind === 'auto' && this.store.size >= this.threshold);
   }
 
-  private buildGraph(): void {
-    const g = new HnswGraph(this.dim, this.params);
-    const slots = [...this.store.liveSlots()];
-    for (let i = 0; i < slots.length; i += 65536) g.addMany(slots.slice(i, i + 65536), this.gather(slots.slice(i, i + 65536)));
-    this.graph = g;
-    this.graphSavedFor = -1;
-  }
-
-  private gather(slots: readonly number[]): Float32Array {
-    const out = new Float32Array(slots.length * this.dim);
-    slots.forEach((s, i) => out.set(this.store.row(s), i * this.dim));
-    return out;
-  }
-
   /** Apply one record to the store and the graph (at replay and after each acknowledged write). */
   private apply(rec: DecodedRecord | { type: typeof T_UPSERT; items: Prepared[] }): void {
     if (rec.type === T_DELETE) {
       const slot = this.store.delete(rec.id);
-      if (this.graph && slot !== undefined) this.graph.remove(slot);
+      if (slot !== undefined) this.graph.remove(slot);
     } else if (rec.type === T_CLEAR) {
       this.store.clear();
-      this.graph = this.kind === 'hnsw' ? new HnswGraph(this.dim, this.params) : null;
+      this.graph.reset(this.kind === 'hnsw');
       this.currentModel = rec.model;
     } else {
       const fresh = new Set<number>();
       for (const it of rec.items) {
         const vector = 'vectorBytes' in it ? it.vectorBytes : it.vector;
         const { slot, replaced } = this.store.upsert(it.id, it.metadata, vector);
-        if (this.graph && replaced) this.graph.remove(slot);
+        if (replaced) this.graph.remove(slot);
         fresh.add(slot);
       }
-      if (this.graph) this.graph.addMany([...fresh], this.gather([...fresh]));
-      else if (!this.replaying && this.wantGraph()) this.buildGraph();
+      if (this.graph.present) this.graph.addSlots([...fresh]);
+      else if (!this.replaying && this.wantGraph()) this.graph.build();
     }
   }
 
@@ -353,21 +323,21 @@ export class FolderIndex implements VectorIndex {
     const { filter } = opts;
     const keep = filter ? (slot: number) => filter(this.store.ids[slot]!, this.store.metas[slot]) : undefined;
     const hit = (slot: number, score: number): SearchHit => ({ id: this.store.ids[slot]!, score, metadata: cloneMeta(this.store.metas[slot]) });
-    const found = !this.graph || opts.exact || !this.wantGraph()
+    const found = !this.graph.present || opts.exact || !this.wantGraph()
       ? this.store.searchExact(q, k, keep)
-      : searchGraph(this.graph, this.store, q, k, { ef: opts.ef ?? this.params.expansionSearch, rerank: this.params.rerank, ...(keep ? { keep } : {}) });
+      : this.graph.search(q, k, { ef: opts.ef ?? this.params.expansionSearch, ...(keep ? { keep } : {}) });
     return found.map((h) => hit(h.slot, h.score));
   }
 
   searchSettings(): SearchSettings {
     const { connectivity, expansionAdd, precision, rerank, expansionSearch } = this.params;
-    return { backend: 'folder', approximate: !!this.graph && this.wantGraph(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
+    return { backend: 'folder', approximate: this.graph.present && this.wantGraph(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
   }
 
   info(): FolderIndexInfo {
     return {
       backend: 'folder', dir: this.dir, dim: this.dim, model: this.currentModel, size: this.store.size, kind: this.kind,
-      approximate: !!this.graph && this.wantGraph(), generation: this.generation, logBytes: this.logEnd, truncatedBytes: this.truncatedBytes,
+      approximate: this.graph.present && this.wantGraph(), generation: this.generation, logBytes: this.logEnd, truncatedBytes: this.truncatedBytes,
       hnsw: { ...this.params }, hnswChange: this.hnswChange,
     };
   }
@@ -385,8 +355,7 @@ export class FolderIndex implements VectorIndex {
       this.broken = err as Error;
       throw err;
     }
-    if (this.graph) await this.saveGraph();
-    else await fsp.rm(f.graphMeta, { force: true });
+    await this.graph.save(this.generation);
   }
 
   private async resetLog(): Promise<void> {
@@ -395,19 +364,6 @@ export class FolderIndex implements VectorIndex {
     await atomicWrite(f.log, [logHeader(this.generation)]);
     this.log = await fsp.open(f.log, 'r+');
     this.logEnd = LOG_HEADER_BYTES;
-  }
-
-  private async saveGraph(): Promise<void> {
-    const f = files(this.dir);
-    await fsp.rm(f.graphMeta, { force: true });
-    this.graph!.save(`${f.graph}.tmp`);
-    const fh = await fsp.open(`${f.graph}.tmp`, 'r+');
-    await fh.sync();
-    await fh.close();
-    await fsp.rename(`${f.graph}.tmp`, f.graph);
-    const { connectivity, expansionAdd, precision } = this.params;
-    await atomicWrite(f.graphMeta, [Buffer.from(JSON.stringify({ generation: this.generation, size: this.store.size, connectivity, expansionAdd, precision }) + '\n')]);
-    this.graphSavedFor = this.generation;
   }
 
   /**
@@ -428,9 +384,9 @@ export class FolderIndex implements VectorIndex {
 
   private async flushNow(): Promise<void> {
     const records = this.logEnd > LOG_HEADER_BYTES;
-    const graphStale = !!this.graph && this.graphSavedFor !== this.generation;
+    const graphStale = this.graph.stale(this.generation);
     if (records && (graphStale || this.logEnd > Math.max(4 << 20, this.snapshotBytes() / 4))) await this.compactNow();
-    else if (!records && graphStale) await this.saveGraph();
+    else if (!records && graphStale) await this.graph.save(this.generation);
   }
 
   private snapshotBytes(): number {
@@ -465,27 +421,5 @@ export class FolderIndex implements VectorIndex {
   }
 }
 
-/**
- * The lock of `dir`, for opening it. A rebuild swap cut between its renames (no dir, a dir.old) is
- * finished first, holding the folder that becomes dir: the complete rebuild, else the old one.
- */
-async function lockForOpen(dir: string): Promise<IndexLock> {
-  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
-  if (existsSync(dir) || !existsSync(old)) return acquireIndexLock(dir, 'a vector index');
-  const complete = existsSync(files(rebuilt).meta);
-  const from = complete ? rebuilt : old;
-  const lock = await acquireIndexLock(from, 'a vector index', dir);
-  try {
-    if (existsSync(dir)) throw new ConfigError('index', `${dir} appeared while its interrupted swap was being finished; open it again`);
-    await fsp.rename(from, dir);
-    lock.relocate(dir);
-    await syncDir(path.dirname(dir));
-    if (complete) await fsp.rm(old, { recursive: true, force: true });
-    return lock;
-  } catch (err) {
-    await lock.release();
-    throw err;
-  }
-}
 
 const cloneMeta = (m: Metadata | undefined): Metadata | undefined => (m === undefined ? undefined : structuredClone(m));

@@ -14,8 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IndexLockedError } from '../errors.js';
+import { ConfigError, IndexLockedError } from '../errors.js';
 import { processStartTime } from '../util/liveness.js';
+import { files, syncDir } from './index_files.js';
 
 export interface LockHolder {
   pid: number;
@@ -193,5 +194,28 @@ export async function acquireIndexLock(dir: string, purpose: string, label = dir
     throw new IndexLockedError(label, -1, 'processes racing for it (try again)');
   } finally {
     await fsp.rm(tmp, { force: true });
+  }
+}
+
+/**
+ * The lock of `dir`, for opening it. A rebuild swap cut between its renames (no dir, a dir.old) is
+ * finished first, holding the folder that becomes dir: the complete rebuild, else the old one.
+ */
+export async function lockFolderForOpen(dir: string): Promise<IndexLock> {
+  const rebuilt = `${dir}.rebuild`, old = `${dir}.old`;
+  if (existsSync(dir) || !existsSync(old)) return acquireIndexLock(dir, 'a vector index');
+  const complete = existsSync(files(rebuilt).meta);
+  const from = complete ? rebuilt : old;
+  const lock = await acquireIndexLock(from, 'a vector index', dir);
+  try {
+    if (existsSync(dir)) throw new ConfigError('index', `${dir} appeared while its interrupted swap was being finished; open it again`);
+    await fsp.rename(from, dir);
+    lock.relocate(dir);
+    await syncDir(path.dirname(dir));
+    if (complete) await fsp.rm(old, { recursive: true, force: true });
+    return lock;
+  } catch (err) {
+    await lock.release();
+    throw err;
   }
 }
