@@ -209,6 +209,8 @@ export interface SnapshotHeader {
   dim: number;
   model: string;
   count: number;
+  /** One past the highest slot (holes included); absent in snapshots of earlier versions. */
+  slots?: number;
 }
 
 export function snapshotHead(h: SnapshotHeader): Buffer {

@@ -18,6 +18,11 @@ export async function readSnapshot(file: string, store: VectorStore): Promise<Sn
     const { header, bodyStart } = await readSnapshotHead(fh, file);
     if (header.dim !== store.dim) throw new CorruptIndexError(file, `snapshot dimension ${header.dim} differs from meta.json's ${store.dim}`);
     const end = (await fh.stat()).size;
+    // Room for every slot at once. Every row takes at least dim·4 bytes of the file, which bounds a
+    // damaged header's count; slots beyond twice the count (holes) are not trusted either.
+    const rows = Math.min(header.count, Math.floor((end - bodyStart) / (store.dim * 4)));
+    const slots = header.slots;
+    store.reserve(Number.isInteger(slots) && slots! >= rows && slots! <= 2 * rows + 1024 ? slots! : rows);
     let pos = bodyStart, n = 0;
     while (pos < end) {
       const r = await readFramed(fh, pos, end);
@@ -41,7 +46,7 @@ export async function readSnapshot(file: string, store: VectorStore): Promise<Sn
   }
 }
 
-/** Seal `store` and write it whole, live rows in slot order, 4096 items per record at most. */
+/** Seal `store` and write it whole, live rows in slot order, 4096 items per record at most; the header records `slots`, the store's end. */
 export async function writeSnapshot(file: string, store: VectorStore, header: SnapshotHeader): Promise<void> {
   store.seal();
   await atomicWrite(file, async (fh) => {
@@ -50,7 +55,7 @@ export async function writeSnapshot(file: string, store: VectorStore, header: Sn
       await writeAll(fh, b, at);
       at += b.length;
     };
-    await put(snapshotHead(header));
+    await put(snapshotHead({ ...header, slots: store.end }));
     let batch: { slot: number; id: string; metadata: Metadata | undefined; vector: Float32Array }[] = [];
     const drain = async () => {
       for (const rec of encodeItems(batch, true)) await put(rec);

@@ -39,8 +39,14 @@ export class VectorStore {
   }
 
   private grow(rows: number): void {
+    if (rows * this.dim > this.vectors.length) this.reserve(Math.max(rows, Math.ceil((this.vectors.length / this.dim) * 1.5)));
+  }
+
+  /** Room for `rows` rows without regrowing (a snapshot load knows its count: growing by 1.5× to
+   * a million 512-d rows left ~4 GB of freed copies in a process that does not trim its heap). */
+  reserve(rows: number): void {
     if (rows * this.dim <= this.vectors.length) return;
-    const next = new Float32Array(Math.max(rows, Math.ceil((this.vectors.length / this.dim) * 1.5)) * this.dim);
+    const next = new Float32Array(rows * this.dim);
     next.set(this.vectors.subarray(0, this.end * this.dim));
     this.vectors = next;
     this.bytes = new Uint8Array(next.buffer);
