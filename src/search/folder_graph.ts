@@ -45,7 +45,7 @@ export class FolderGraph {
       this.graph = g;
       this.savedFor = generation;
     } catch {
-      this.graph = null;
+      // Unreadable: left unloaded, so the index builds it again from the vectors.
     }
   }
 

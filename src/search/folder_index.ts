@@ -190,6 +190,11 @@ export class FolderIndex implements VectorIndex {
     if (!this.graph.present && this.wantGraph()) this.graph.build();
   }
 
+  /** Whether search goes through the graph (it exists and the size or kind asks for it). */
+  private approximate(): boolean {
+    return this.graph.present && this.wantGraph();
+  }
+
   private wantGraph(): boolean {
     return this.kind === 'hnsw' || (this.kind === 'auto' && this.store.size >= this.threshold);
   }
@@ -323,7 +328,7 @@ export class FolderIndex implements VectorIndex {
     const { filter } = opts;
     const keep = filter ? (slot: number) => filter(this.store.ids[slot]!, this.store.metas[slot]) : undefined;
     const hit = (slot: number, score: number): SearchHit => ({ id: this.store.ids[slot]!, score, metadata: cloneMeta(this.store.metas[slot]) });
-    const found = !this.graph.present || opts.exact || !this.wantGraph()
+    const found = opts.exact || !this.approximate()
       ? this.store.searchExact(q, k, keep)
       : this.graph.search(q, k, { ef: opts.ef ?? this.params.expansionSearch, ...(keep ? { keep } : {}) });
     return found.map((h) => hit(h.slot, h.score));
@@ -331,13 +336,13 @@ export class FolderIndex implements VectorIndex {
 
   searchSettings(): SearchSettings {
     const { connectivity, expansionAdd, precision, rerank, expansionSearch } = this.params;
-    return { backend: 'folder', approximate: this.graph.present && this.wantGraph(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
+    return { backend: 'folder', approximate: this.approximate(), efSearch: expansionSearch, graph: { connectivity, expansionAdd, precision, rerank } };
   }
 
   info(): FolderIndexInfo {
     return {
       backend: 'folder', dir: this.dir, dim: this.dim, model: this.currentModel, size: this.store.size, kind: this.kind,
-      approximate: this.graph.present && this.wantGraph(), generation: this.generation, logBytes: this.logEnd, truncatedBytes: this.truncatedBytes,
+      approximate: this.approximate(), generation: this.generation, logBytes: this.logEnd, truncatedBytes: this.truncatedBytes,
       hnsw: { ...this.params }, hnswChange: this.hnswChange,
     };
   }
